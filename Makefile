@@ -1,0 +1,51 @@
+# clusterctl: see README.md. Everything here runs on a fresh Linux machine
+# with Go and a Docker engine; lab, test and bench need root.
+
+GO      ?= go
+BIN     := bin/clusterctl
+IMAGES  := bin/images
+SAMPLES := kvdb web
+export CGO_ENABLED := 0
+# The classic builder: FROM scratch images need no BuildKit, and the hosts'
+# engines may be too old for it.
+export DOCKER_BUILDKIT := 0
+
+.PHONY: build images test test-unit test-e2e lab bench clean
+
+## build: the static binary bin/clusterctl
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/clusterctl
+
+## images: sample images (FROM scratch) built with the machine's Docker, saved to bin/images
+images:
+	@mkdir -p $(IMAGES)
+	@for s in $(SAMPLES); do \
+		ctx=build/samples/$$s; mkdir -p $$ctx; \
+		$(GO) build -trimpath -o $$ctx/$$s ./samples/$$s && \
+		cp samples/$$s/Dockerfile $$ctx/ && \
+		docker build -q -t sample/$$s:latest $$ctx >/dev/null || exit 1; \
+		echo "built sample/$$s:latest"; \
+	done
+	docker save -o $(IMAGES)/samples.tar $(foreach s,$(SAMPLES),sample/$(s):latest)
+
+## test: unit tests, then end-to-end tests on a real lab (root, dockerd)
+test: build images test-unit test-e2e
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+	$(GO) test -count=1 ./...
+
+test-e2e:
+	$(GO) test -count=1 -tags e2e -timeout 20m -v ./e2e/...
+
+## lab: a 3-host lab with the sample images
+lab: build images
+	$(BIN) lab up
+
+## bench: lab up/down times against a one-host baseline
+bench: build images
+	$(GO) run ./bench/labtime -bin $(BIN)
+
+clean:
+	rm -rf bin build

@@ -1,0 +1,63 @@
+// Package cli implements clusterctl's commands: parsing flags, calling the
+// packages that do the work, and printing results for people (tables) or
+// programs (-o json).
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/clusterctl/clusterctl/contextfile"
+	"github.com/clusterctl/clusterctl/lab"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	contextFlag string
+}
+
+// contextPath is the context file this invocation uses.
+func (g *globals) contextPath() string { return contextfile.Path(g.contextFlag) }
+
+// NewRoot builds the command tree.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "clusterctl",
+		Short: "Run Compose apps across many Docker hosts, and move containers with their IP and data",
+		Long: `clusterctl is a cluster orchestrator for Docker hosts, without Kubernetes.
+
+It places the containers of a Compose file across Docker hosts and moves a
+running container to another host with its IP address and its data.`,
+		Example: `  clusterctl lab up --hosts 3     # three real Docker hosts on this machine
+  clusterctl hosts                # what every host runs
+  clusterctl lab down             # remove the lab`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.contextFlag, "context", "", "context file that says where the cluster is (default $"+contextfile.EnvVar+" or ~/.config/clusterctl/context.json)")
+	root.AddCommand(newLabCmd(g), newHostsCmd(g))
+	return root
+}
+
+// Main runs clusterctl with args and returns the process exit code. Every
+// error reaches the user as one line.
+func Main(args []string) int {
+	root := NewRoot(os.Stdout, os.Stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var exit *lab.ExitError
+	if errors.As(err, &exit) {
+		return exit.Code
+	}
+	fmt.Fprintln(os.Stderr, "clusterctl: "+err.Error())
+	return 1
+}
