@@ -26,6 +26,9 @@ func TestLab(t *testing.T) {
 	})
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 
+	if _, err := c.run("lab", "up"); err == nil || !strings.Contains(err.Error(), "already up") {
+		t.Fatalf("a second lab up: want 'already up', got %v", err)
+	}
 	st := c.status()
 	if len(st.Hosts) != 3 {
 		t.Fatalf("lab status: want 3 hosts, got %+v", st)
