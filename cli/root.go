@@ -4,10 +4,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/lab"
@@ -50,7 +53,11 @@ running container to another host with its IP address and its data.`,
 func Main(args []string) int {
 	root := NewRoot(os.Stdout, os.Stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	// Ctrl-C cancels the command's context, so that a half-built lab is
+	// torn down rather than left behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}

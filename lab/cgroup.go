@@ -48,25 +48,36 @@ func findCgroup2Mount() string {
 	return ""
 }
 
-// cgroupMount is one mounted cgroup hierarchy.
-type cgroupMount struct{ dir, fstype string }
-
 // cgroupMounts lists the cgroup hierarchies (v1 and v2) mounted on the
 // machine. Docker creates a container's cgroup in every one of them.
-func cgroupMounts() []cgroupMount {
+func cgroupMounts() []mountEntry {
+	var mounts []mountEntry
+	for _, m := range readMounts() {
+		if strings.HasPrefix(m.fstype, "cgroup") {
+			mounts = append(mounts, m)
+		}
+	}
+	return mounts
+}
+
+// mountEntry is one line of the mount table: where and what.
+type mountEntry struct{ dir, fstype string }
+
+// readMounts reads this process's mount table.
+func readMounts() []mountEntry {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var mounts []cgroupMount
+	var mounts []mountEntry
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// "36 25 0:31 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw"
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
 		fields, fstype := strings.Fields(pre), strings.Fields(post)
-		if ok && len(fields) >= 5 && len(fstype) > 0 && strings.HasPrefix(fstype[0], "cgroup") {
-			mounts = append(mounts, cgroupMount{dir: fields[4], fstype: fstype[0]})
+		if ok && len(fields) >= 5 && len(fstype) > 0 {
+			mounts = append(mounts, mountEntry{dir: fields[4], fstype: fstype[0]})
 		}
 	}
 	return mounts

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -89,21 +88,11 @@ func labCgroupDir(runDir string) string {
 // first, so that they can be unmounted before the dirs are removed (removing
 // a directory tree through a mount would delete the mounted data).
 func mountsUnder(dirs ...string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
 	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
+	for _, m := range readMounts() {
 		for _, d := range dirs {
-			if fields[4] == d || strings.HasPrefix(fields[4], d+"/") {
-				mounts = append(mounts, fields[4])
+			if m.dir == d || strings.HasPrefix(m.dir, d+"/") {
+				mounts = append(mounts, m.dir)
 			}
 		}
 	}

@@ -111,7 +111,9 @@ func checkPrivileges() error {
 	return nil
 }
 
-// runningHosts lists hosts of a recorded lab whose dockerd still runs.
+// runningHosts lists hosts of a recorded lab whose dockerd still answers.
+// A lab whose processes are gone (the machine rebooted, a session ended) is
+// not running: its leftovers are cleared instead.
 func (lab *Lab) runningHosts(ctx context.Context) []string {
 	st, err := loadState(lab.Layout)
 	if err != nil {
@@ -119,7 +121,7 @@ func (lab *Lab) runningHosts(ctx context.Context) []string {
 	}
 	var up []string
 	for _, h := range st.Hosts {
-		if _, err := dockerdPID(lab.Layout, h.Name); err == nil {
+		if _, err := dockerdPID(lab.Layout, h.Name); err == nil && lab.answers(ctx, h.Name) {
 			up = append(up, h.Name)
 		}
 	}

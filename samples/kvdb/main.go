@@ -11,16 +11,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/clusterctl/clusterctl/samples/internal/svc"
 )
@@ -31,46 +26,24 @@ const (
 	defaultDataDir = "/data"
 )
 
+// program is kvdb as a sample binary: its store in $DATA_DIR behind HTTP.
+var program = svc.Program{
+	Name:        "kvdb",
+	DefaultPort: defaultPort,
+	Handler: func(log *slog.Logger) (http.Handler, error) {
+		dataDir := svc.Env("DATA_DIR", defaultDataDir)
+		st, err := openStore(dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		log.Info("kvdb store open", "data_dir", dataDir)
+		return newHandler(st, log), nil
+	},
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-// run dispatches between serving and the health subcommand and returns the
-// exit code, keeping main trivial and the dispatch testable.
-func run(args []string, stderr io.Writer) int {
-	port := svc.Env("PORT", defaultPort)
-	if len(args) > 0 && args[0] == "health" {
-		url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz"
-		return svc.HealthCommand(args[1:], url, stderr)
-	}
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "usage: kvdb [health [URL]]")
-		return 2
-	}
-	log := svc.NewLogger(stderr)
-	if err := serve(port, svc.Env("DATA_DIR", defaultDataDir), log); err != nil {
-		log.Error("kvdb failed", "err", err)
-		return 1
-	}
-	return 0
-}
-
-// serve opens the store in dataDir and serves the API on port until SIGTERM
-// or SIGINT, then shuts down gracefully.
-func serve(port, dataDir string, log *slog.Logger) error {
-	st, err := openStore(dataDir)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	context.AfterFunc(ctx, stop) // a second signal kills at once
-	srv := &http.Server{
-		Addr:              ":" + port,
-		Handler:           newHandler(st, log),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-	}
-	log.Info("kvdb listening", "addr", srv.Addr, "data_dir", dataDir)
-	return svc.Serve(ctx, srv, log)
-}
+// run is main without the process: the tests call it.
+func run(args []string, stderr io.Writer) int { return program.Run(args, stderr) }

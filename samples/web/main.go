@@ -10,16 +10,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/clusterctl/clusterctl/samples/internal/svc"
@@ -35,53 +31,30 @@ const (
 // quick 502 instead of a hanging page.
 const dbTimeout = 2 * time.Second
 
+// program is web as a sample binary: the hit counter in front of $DB_URL.
+var program = svc.Program{
+	Name:        "web",
+	DefaultPort: defaultPort,
+	Handler: func(log *slog.Logger) (http.Handler, error) {
+		dbURL := svc.Env("DB_URL", defaultDBURL)
+		if err := checkDBURL(dbURL); err != nil {
+			return nil, err
+		}
+		host, err := hostName()
+		if err != nil {
+			return nil, err
+		}
+		log.Info("web config", "db_url", dbURL, "host", host)
+		return newApp(dbURL, host, svc.NewClient(dbTimeout), log).routes(), nil
+	},
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-// run dispatches between serving and the health subcommand and returns the
-// exit code, keeping main trivial and the dispatch testable.
-func run(args []string, stderr io.Writer) int {
-	port := svc.Env("PORT", defaultPort)
-	if len(args) > 0 && args[0] == "health" {
-		url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz"
-		return svc.HealthCommand(args[1:], url, stderr)
-	}
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "usage: web [health [URL]]")
-		return 2
-	}
-	log := svc.NewLogger(stderr)
-	if err := serve(port, svc.Env("DB_URL", defaultDBURL), log); err != nil {
-		log.Error("web failed", "err", err)
-		return 1
-	}
-	return 0
-}
-
-// serve runs the web API on port until SIGTERM or SIGINT, then shuts down
-// gracefully.
-func serve(port, dbURL string, log *slog.Logger) error {
-	if err := checkDBURL(dbURL); err != nil {
-		return err
-	}
-	host, err := hostName()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	context.AfterFunc(ctx, stop) // a second signal kills at once
-	a := newApp(dbURL, host, svc.NewClient(dbTimeout), log)
-	srv := &http.Server{
-		Addr:              ":" + port,
-		Handler:           a.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-	}
-	log.Info("web listening", "addr", srv.Addr, "db_url", dbURL, "host", host)
-	return svc.Serve(ctx, srv, log)
-}
+// run is main without the process: the tests call it.
+func run(args []string, stderr io.Writer) int { return program.Run(args, stderr) }
 
 // checkDBURL fails fast on a malformed DB_URL instead of answering 502 on
 // every request.

@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -65,4 +68,54 @@ func Serve(ctx context.Context, srv *http.Server, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", srv.Addr, err)
 	}
 	return nil
+}
+
+// Program is a sample binary: serving HTTP on $PORT, or the health
+// subcommand. Both samples are run the same way, so their main is this.
+type Program struct {
+	Name        string
+	DefaultPort string
+	// Handler builds the HTTP handler from the environment, logging its
+	// configuration; an error ends the program with exit code 1.
+	Handler func(log *slog.Logger) (http.Handler, error)
+}
+
+// Run dispatches between serving and `NAME health [URL]` and returns the exit
+// code, keeping main trivial and the dispatch testable.
+func (p Program) Run(args []string, stderr io.Writer) int {
+	port := Env("PORT", p.DefaultPort)
+	if len(args) > 0 && args[0] == "health" {
+		url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz"
+		return HealthCommand(args[1:], url, stderr)
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "usage: %s [health [URL]]\n", p.Name)
+		return 2
+	}
+	log := NewLogger(stderr)
+	if err := p.serve(port, log); err != nil {
+		log.Error(p.Name+" failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the handler on port until SIGTERM or SIGINT, then shuts down
+// gracefully.
+func (p Program) serve(port string, log *slog.Logger) error {
+	h, err := p.Handler(log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal kills at once
+	srv := &http.Server{
+		Addr:              ":" + port,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	log.Info(p.Name+" listening", "addr", srv.Addr)
+	return Serve(ctx, srv, log)
 }
