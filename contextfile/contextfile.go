@@ -43,7 +43,7 @@ func Path(flag string) string {
 	}
 	dir, err := os.UserConfigDir()
 	if err != nil {
-		dir = filepath.Join(os.TempDir(), "clusterctl")
+		dir = os.TempDir()
 	}
 	return filepath.Join(dir, "clusterctl", "context.json")
 }

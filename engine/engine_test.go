@@ -1,0 +1,356 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/clusterctl/clusterctl/engine"
+)
+
+// fakeInfo is what a fake engine says about itself on /info.
+type fakeInfo struct {
+	Name              string
+	ServerVersion     string
+	Containers        int
+	ContainersRunning int
+	NCPU              int
+	MemTotal          int64
+}
+
+// fakeEngine is a Docker Engine API that speaks only API 1.41, like the
+// Docker 20.10 of the hosts in production.
+type fakeEngine struct {
+	info  fakeInfo
+	delay time.Duration // before answering /info
+
+	mu    sync.Mutex
+	pings map[string]int // ping requests by method
+	paths []string       // every path asked for
+}
+
+func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.paths = append(f.paths, r.URL.Path)
+	f.mu.Unlock()
+	switch {
+	case r.URL.Path == "/_ping" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		f.mu.Lock()
+		f.pings[r.Method]++
+		f.mu.Unlock()
+		w.Header().Set("Api-Version", "1.41")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write([]byte("OK"))
+		}
+	case r.URL.Path == "/v1.41/info" && r.Method == http.MethodGet:
+		if f.delay > 0 {
+			select {
+			case <-time.After(f.delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Api-Version", "1.41")
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(f.info)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"message":"page not found"}`))
+	}
+}
+
+// startFakeEngine serves a fake engine over TCP and returns it with its
+// endpoint, "tcp://127.0.0.1:PORT".
+func startFakeEngine(t *testing.T, info fakeInfo, delay time.Duration) (*fakeEngine, string) {
+	t.Helper()
+	f := &fakeEngine{info: info, delay: delay, pings: map[string]int{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, "tcp://" + srv.Listener.Addr().String()
+}
+
+// startHangingEngine serves an engine that accepts connections and never
+// answers, until the test ends.
+func startHangingEngine(t *testing.T) string {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs before srv.Close
+	return "tcp://" + srv.Listener.Addr().String()
+}
+
+// closedEndpoint returns an endpoint on a port where nothing listens.
+func closedEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "tcp://" + addr
+}
+
+func TestDescribe(t *testing.T) {
+	info := fakeInfo{Name: "host1", ServerVersion: "20.10.24", Containers: 7, ContainersRunning: 3, NCPU: 4, MemTotal: 8 << 30}
+	f, endpoint := startFakeEngine(t, info, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	got := engine.Describe(ctx, "h1", "10.99.0.11", endpoint)
+	want := engine.HostInfo{
+		Name:              "h1",
+		Addr:              "10.99.0.11",
+		Docker:            endpoint,
+		State:             "up",
+		Hostname:          "host1",
+		Version:           "20.10.24",
+		APIVersion:        "1.41",
+		Containers:        7,
+		ContainersRunning: 3,
+		CPUs:              4,
+		MemoryBytes:       8 << 30,
+	}
+	if got != want {
+		t.Errorf("Describe =\n  %+v\nwant\n  %+v", got, want)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pings[http.MethodHead]+f.pings[http.MethodGet] == 0 {
+		t.Errorf("client never pinged to negotiate the API version (paths: %v)", f.paths)
+	}
+	for _, p := range f.paths {
+		if p != "/_ping" && !strings.HasPrefix(p, "/v1.41/") {
+			t.Errorf("client asked for %s, not a /v1.41 path", p)
+		}
+	}
+}
+
+// The fake engine answers a ping made with GET as well as HEAD, as dockerd does.
+func TestFakeEnginePingMethods(t *testing.T) {
+	_, endpoint := startFakeEngine(t, fakeInfo{}, 0)
+	url := "http://" + strings.TrimPrefix(endpoint, "tcp://") + "/_ping"
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req, err := http.NewRequest(method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s /_ping: %v", method, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Api-Version") != "1.41" {
+			t.Errorf("%s /_ping = %d, Api-Version %q", method, resp.StatusCode, resp.Header.Get("Api-Version"))
+		}
+	}
+}
+
+func TestDescribeUnreachable(t *testing.T) {
+	tests := []struct {
+		name     string
+		endpoint string
+	}{
+		{"closed port", closedEndpoint(t)},
+		{"bad endpoint", "not a url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got := engine.Describe(ctx, "h1", "10.99.0.11", tt.endpoint)
+			if got.State != "unreachable" {
+				t.Errorf("State = %q, want unreachable", got.State)
+			}
+			if got.Error == "" {
+				t.Error("Error is empty")
+			}
+			if got.Name != "h1" || got.Addr != "10.99.0.11" || got.Docker != tt.endpoint {
+				t.Errorf("identity lost: %+v", got)
+			}
+			if got.Version != "" || got.APIVersion != "" || got.CPUs != 0 {
+				t.Errorf("unreachable host has details: %+v", got)
+			}
+		})
+	}
+}
+
+func TestDescribeAllOrderAndTimeout(t *testing.T) {
+	// The first host answers last, so an answer-order result would show.
+	_, slow := startFakeEngine(t, fakeInfo{Name: "one", ServerVersion: "20.10.1", NCPU: 1}, 200*time.Millisecond)
+	hung := startHangingEngine(t)
+	_, fast := startFakeEngine(t, fakeInfo{Name: "three", ServerVersion: "20.10.3", NCPU: 3}, 0)
+	closed := closedEndpoint(t)
+	hosts := []engine.Endpoint{
+		{Name: "host1", Addr: "a1", Docker: slow},
+		{Name: "host2", Addr: "a2", Docker: hung},
+		{Name: "host3", Addr: "a3", Docker: fast},
+		{Name: "host4", Addr: "a4", Docker: closed},
+	}
+	const timeout = 500 * time.Millisecond
+
+	// A DescribeAll that ignored its timeout would wait for the hung engine
+	// until the test ends; fail instead of hanging.
+	done := make(chan []engine.HostInfo, 1)
+	go func() { done <- engine.DescribeAll(context.Background(), hosts, timeout) }()
+	var got []engine.HostInfo
+	select {
+	case got = <-done:
+	case <-time.After(3 * timeout):
+		t.Fatalf("DescribeAll did not return within 3x its timeout of %v", timeout)
+	}
+	if len(got) != len(hosts) {
+		t.Fatalf("DescribeAll returned %d results for %d hosts", len(got), len(hosts))
+	}
+	want := []struct{ name, state, hostname string }{
+		{"host1", "up", "one"},
+		{"host2", "unreachable", ""},
+		{"host3", "up", "three"},
+		{"host4", "unreachable", ""},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Name != w.name || g.Addr != hosts[i].Addr || g.Docker != hosts[i].Docker || g.State != w.state || g.Hostname != w.hostname {
+			t.Errorf("result %d = %+v, want name %s state %s hostname %q", i, g, w.name, w.state, w.hostname)
+		}
+		if w.state == "up" && (g.APIVersion != "1.41" || g.Error != "") {
+			t.Errorf("result %d: APIVersion %q, Error %q", i, g.APIVersion, g.Error)
+		}
+		if w.state != "up" && g.Error == "" {
+			t.Errorf("result %d: unreachable without an error", i)
+		}
+	}
+}
+
+func TestDescribeAllEmpty(t *testing.T) {
+	if got := engine.DescribeAll(context.Background(), nil, time.Second); len(got) != 0 {
+		t.Errorf("DescribeAll(nil) = %+v", got)
+	}
+}
+
+func TestWaitReadyWhenServerAnswers(t *testing.T) {
+	var ready atomic.Bool
+	var pings atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_ping" {
+			http.NotFound(w, r)
+			return
+		}
+		pings.Add(1)
+		if !ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Api-Version", "1.41")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	endpoint := "tcp://" + srv.Listener.Addr().String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- engine.WaitReady(ctx, endpoint) }()
+
+	select {
+	case err := <-done:
+		t.Fatalf("WaitReady returned %v before the engine was ready", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if pings.Load() < 2 {
+		t.Errorf("WaitReady pinged %d times in 300ms, want it to keep polling", pings.Load())
+	}
+	ready.Store(true)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("WaitReady = %v, want nil", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("WaitReady did not return after the engine answered")
+	}
+}
+
+// An engine that starts listening later (a dockerd booting) is waited for.
+func TestWaitReadyServerStartsLater(t *testing.T) {
+	endpoint := closedEndpoint(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- engine.WaitReady(ctx, endpoint) }()
+
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("WaitReady returned %v with nothing listening", err)
+	default:
+	}
+	l, err := net.Listen("tcp", strings.TrimPrefix(endpoint, "tcp://"))
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(&fakeEngine{pings: map[string]int{}})
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	defer srv.Close()
+
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("WaitReady = %v, want nil", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("WaitReady did not return after the engine started")
+	}
+}
+
+func TestWaitReadyContextEnds(t *testing.T) {
+	tests := []struct {
+		name     string
+		endpoint func(t *testing.T) string
+	}{
+		{"nothing listening", closedEndpoint},
+		{"engine hangs", startHangingEngine},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint := tt.endpoint(t)
+			const timeout = 300 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- engine.WaitReady(ctx, endpoint) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(3 * timeout):
+				t.Fatalf("WaitReady did not return within 3x its context's %v", timeout)
+			}
+			if err == nil {
+				t.Fatal("WaitReady = nil, want an error")
+			}
+			if !strings.Contains(err.Error(), endpoint) {
+				t.Errorf("error %q does not name the endpoint %s", err, endpoint)
+			}
+		})
+	}
+}
