@@ -3,15 +3,14 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clusterctl/clusterctl/engine/enginetest"
 
 	"github.com/clusterctl/clusterctl/cli"
 	"github.com/clusterctl/clusterctl/contextfile"
@@ -146,83 +145,27 @@ func TestHostsMissingContext(t *testing.T) {
 	}
 }
 
-// fakeInfo is what a fake engine says about itself on /info.
-type fakeInfo struct {
-	Name              string
-	ServerVersion     string
-	Containers        int
-	ContainersRunning int
-	NCPU              int
-	MemTotal          int64
-}
-
-// startFakeEngine serves a fake Docker Engine API that speaks only API 1.41
-// (Docker 20.10) over TCP and returns its endpoint, "tcp://127.0.0.1:PORT".
-// delay holds back the /info answer.
-func startFakeEngine(t *testing.T, info fakeInfo, delay time.Duration) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/_ping" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-			w.Header().Set("Api-Version", "1.41")
-			w.WriteHeader(http.StatusOK)
-			if r.Method == http.MethodGet {
-				_, _ = w.Write([]byte("OK"))
-			}
-		case r.URL.Path == "/v1.41/info" && r.Method == http.MethodGet:
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
-			w.Header().Set("Api-Version", "1.41")
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(info)
-		default:
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte(`{"message":"page not found"}`))
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return "tcp://" + srv.Listener.Addr().String()
-}
-
-// closedEndpoint returns an endpoint on a port where nothing listens.
-func closedEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "tcp://" + addr
-}
-
 // hostsFixture is a context file of two fake engines and a closed port.
 type hostsFixture struct {
 	path  string
 	hosts []contextfile.Host
-	infos []fakeInfo // nil for the unreachable host
+	infos []enginetest.Info // nil for the unreachable host
 }
 
 func newHostsFixture(t *testing.T, unreachable bool) hostsFixture {
 	t.Helper()
-	infos := []fakeInfo{
+	infos := []enginetest.Info{
 		{Name: "node-a", ServerVersion: "20.10.24", Containers: 5, ContainersRunning: 2, NCPU: 2, MemTotal: 2 << 30},
 		{Name: "node-b", ServerVersion: "20.10.5", Containers: 1, ContainersRunning: 1, NCPU: 8, MemTotal: 16 << 30},
 	}
 	// host1 answers last, so results in answer order would show.
 	hosts := []contextfile.Host{
-		{Name: "host1", Addr: "10.99.0.11", Docker: startFakeEngine(t, infos[0], 200*time.Millisecond)},
-		{Name: "host2", Addr: "10.99.0.12", Docker: startFakeEngine(t, infos[1], 0)},
+		{Name: "host1", Addr: "10.99.0.11", Docker: enginetest.Start(t, infos[0], 200*time.Millisecond).Endpoint},
+		{Name: "host2", Addr: "10.99.0.12", Docker: enginetest.Start(t, infos[1], 0).Endpoint},
 	}
 	if unreachable {
-		hosts = append(hosts, contextfile.Host{Name: "host3", Addr: "10.99.0.13", Docker: closedEndpoint(t)})
-		infos = append(infos, fakeInfo{})
+		hosts = append(hosts, contextfile.Host{Name: "host3", Addr: "10.99.0.13", Docker: enginetest.Closed(t)})
+		infos = append(infos, enginetest.Info{})
 	}
 	path := filepath.Join(t.TempDir(), "ctx", "context.json")
 	if err := contextfile.Save(path, &contextfile.Context{Name: "test", Hosts: hosts}); err != nil {

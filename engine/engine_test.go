@@ -2,116 +2,22 @@ package engine_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/clusterctl/clusterctl/engine"
+	"github.com/clusterctl/clusterctl/engine/enginetest"
 )
 
-// fakeInfo is what a fake engine says about itself on /info.
-type fakeInfo struct {
-	Name              string
-	ServerVersion     string
-	Containers        int
-	ContainersRunning int
-	NCPU              int
-	MemTotal          int64
-}
-
-// fakeEngine is a Docker Engine API that speaks only API 1.41, like the
-// Docker 20.10 of the hosts in production.
-type fakeEngine struct {
-	info  fakeInfo
-	delay time.Duration // before answering /info
-
-	mu    sync.Mutex
-	pings map[string]int // ping requests by method
-	paths []string       // every path asked for
-}
-
-func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.paths = append(f.paths, r.URL.Path)
-	f.mu.Unlock()
-	switch {
-	case r.URL.Path == "/_ping" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		f.mu.Lock()
-		f.pings[r.Method]++
-		f.mu.Unlock()
-		w.Header().Set("Api-Version", "1.41")
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			_, _ = w.Write([]byte("OK"))
-		}
-	case r.URL.Path == "/v1.41/info" && r.Method == http.MethodGet:
-		if f.delay > 0 {
-			select {
-			case <-time.After(f.delay):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		w.Header().Set("Api-Version", "1.41")
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(f.info)
-	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"message":"page not found"}`))
-	}
-}
-
-// startFakeEngine serves a fake engine over TCP and returns it with its
-// endpoint, "tcp://127.0.0.1:PORT".
-func startFakeEngine(t *testing.T, info fakeInfo, delay time.Duration) (*fakeEngine, string) {
-	t.Helper()
-	f := &fakeEngine{info: info, delay: delay, pings: map[string]int{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, "tcp://" + srv.Listener.Addr().String()
-}
-
-// startHangingEngine serves an engine that accepts connections and never
-// answers, until the test ends.
-func startHangingEngine(t *testing.T) string {
-	t.Helper()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) }) // runs before srv.Close
-	return "tcp://" + srv.Listener.Addr().String()
-}
-
-// closedEndpoint returns an endpoint on a port where nothing listens.
-func closedEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "tcp://" + addr
-}
-
 func TestDescribe(t *testing.T) {
-	info := fakeInfo{Name: "host1", ServerVersion: "20.10.24", Containers: 7, ContainersRunning: 3, NCPU: 4, MemTotal: 8 << 30}
-	f, endpoint := startFakeEngine(t, info, 0)
+	info := enginetest.Info{Name: "host1", ServerVersion: "20.10.24", Containers: 7, ContainersRunning: 3, NCPU: 4, MemTotal: 8 << 30}
+	f := enginetest.Start(t, info, 0)
+	endpoint := f.Endpoint
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -132,12 +38,10 @@ func TestDescribe(t *testing.T) {
 	if got != want {
 		t.Errorf("Describe =\n  %+v\nwant\n  %+v", got, want)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.pings[http.MethodHead]+f.pings[http.MethodGet] == 0 {
-		t.Errorf("client never pinged to negotiate the API version (paths: %v)", f.paths)
+	if f.Pings() == 0 {
+		t.Errorf("client never pinged to negotiate the API version (paths: %v)", f.Paths())
 	}
-	for _, p := range f.paths {
+	for _, p := range f.Paths() {
 		if p != "/_ping" && !strings.HasPrefix(p, "/v1.41/") {
 			t.Errorf("client asked for %s, not a /v1.41 path", p)
 		}
@@ -146,7 +50,7 @@ func TestDescribe(t *testing.T) {
 
 // The fake engine answers a ping made with GET as well as HEAD, as dockerd does.
 func TestFakeEnginePingMethods(t *testing.T) {
-	_, endpoint := startFakeEngine(t, fakeInfo{}, 0)
+	endpoint := enginetest.Start(t, enginetest.Info{}, 0).Endpoint
 	url := "http://" + strings.TrimPrefix(endpoint, "tcp://") + "/_ping"
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		req, err := http.NewRequest(method, url, nil)
@@ -169,7 +73,7 @@ func TestDescribeUnreachable(t *testing.T) {
 		name     string
 		endpoint string
 	}{
-		{"closed port", closedEndpoint(t)},
+		{"closed port", enginetest.Closed(t)},
 		{"bad endpoint", "not a url"},
 	}
 	for _, tt := range tests {
@@ -195,10 +99,10 @@ func TestDescribeUnreachable(t *testing.T) {
 
 func TestDescribeAllOrderAndTimeout(t *testing.T) {
 	// The first host answers last, so an answer-order result would show.
-	_, slow := startFakeEngine(t, fakeInfo{Name: "one", ServerVersion: "20.10.1", NCPU: 1}, 200*time.Millisecond)
-	hung := startHangingEngine(t)
-	_, fast := startFakeEngine(t, fakeInfo{Name: "three", ServerVersion: "20.10.3", NCPU: 3}, 0)
-	closed := closedEndpoint(t)
+	slow := enginetest.Start(t, enginetest.Info{Name: "one", ServerVersion: "20.10.1", NCPU: 1}, 200*time.Millisecond).Endpoint
+	hung := enginetest.Hanging(t)
+	fast := enginetest.Start(t, enginetest.Info{Name: "three", ServerVersion: "20.10.3", NCPU: 3}, 0).Endpoint
+	closed := enginetest.Closed(t)
 	hosts := []engine.Endpoint{
 		{Name: "host1", Addr: "a1", Docker: slow},
 		{Name: "host2", Addr: "a2", Docker: hung},
@@ -291,7 +195,7 @@ func TestWaitReadyWhenServerAnswers(t *testing.T) {
 
 // An engine that starts listening later (a dockerd booting) is waited for.
 func TestWaitReadyServerStartsLater(t *testing.T) {
-	endpoint := closedEndpoint(t)
+	endpoint := enginetest.Closed(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -305,9 +209,9 @@ func TestWaitReadyServerStartsLater(t *testing.T) {
 	}
 	l, err := net.Listen("tcp", strings.TrimPrefix(endpoint, "tcp://"))
 	if err != nil {
-		t.Skipf("port taken meanwhile: %v", err)
+		t.Fatalf("the port was taken meanwhile: %v", err)
 	}
-	srv := httptest.NewUnstartedServer(&fakeEngine{pings: map[string]int{}})
+	srv := httptest.NewUnstartedServer(&enginetest.Engine{})
 	srv.Listener.Close()
 	srv.Listener = l
 	srv.Start()
@@ -326,10 +230,10 @@ func TestWaitReadyServerStartsLater(t *testing.T) {
 func TestWaitReadyContextEnds(t *testing.T) {
 	tests := []struct {
 		name     string
-		endpoint func(t *testing.T) string
+		endpoint func(testing.TB) string
 	}{
-		{"nothing listening", closedEndpoint},
-		{"engine hangs", startHangingEngine},
+		{"nothing listening", enginetest.Closed},
+		{"engine hangs", enginetest.Hanging},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
