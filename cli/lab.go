@@ -26,9 +26,10 @@ commands find it.`,
 	cmd.AddCommand(
 		newLabUpCmd(newLab),
 		&cobra.Command{
-			Use:   "down",
-			Short: "Remove the lab: processes, namespaces, links, mounts, rules and files",
-			Args:  cobra.NoArgs,
+			Use:     "down",
+			Short:   "Remove the lab: processes, namespaces, links, mounts, rules and files",
+			Example: "  clusterctl lab down",
+			Args:    cobra.NoArgs,
 			RunE:  func(cmd *cobra.Command, _ []string) error { return newLab(cmd).Down(cmd.Context()) },
 		},
 		newLabStatusCmd(newLab),

@@ -85,7 +85,7 @@ func TestIndexReportsResolvedAddress(t *testing.T) {
 	db := fakeDB(t)
 	port := db.Listener.Addr().(*net.TCPAddr).Port
 	if _, err := net.LookupHost("localhost"); err != nil {
-		t.Skipf("localhost does not resolve: %v", err)
+		t.Fatalf("localhost does not resolve on this machine (/etc/hosts?): %v", err)
 	}
 	web := newWeb(t, fmt.Sprintf("http://localhost:%d", port))
 	var got hitsResponse
