@@ -30,7 +30,7 @@ commands find it.`,
 			Short:   "Remove the lab: processes, namespaces, links, mounts, rules and files",
 			Example: "  clusterctl lab down",
 			Args:    cobra.NoArgs,
-			RunE:  func(cmd *cobra.Command, _ []string) error { return newLab(cmd).Down(cmd.Context()) },
+			RunE:    func(cmd *cobra.Command, _ []string) error { return newLab(cmd).Down(cmd.Context()) },
 		},
 		newLabStatusCmd(newLab),
 		&cobra.Command{
