@@ -55,7 +55,7 @@ func TestRootHelp(t *testing.T) {
 	cmds := availableCommands(t, stdout)
 	want := map[string]string{
 		"lab":   "Run several real Docker hosts on this machine, for tests and demos (needs root)",
-		"hosts": "List the cluster's Docker hosts: address, Docker version, containers, CPUs, memory",
+		"hosts": "List the cluster's hosts: state, address, labels, CPUs, memory, containers",
 	}
 	for name, short := range want {
 		if got, ok := cmds[name]; !ok {
@@ -182,7 +182,7 @@ func TestHostsJSON(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			fx := newHostsFixture(t, unreachable)
-			stdout, _, err := run(t, "--context", fx.path, "hosts", "-o", "json")
+			stdout, _, err := run(t, "--context", fx.path, "hosts", "--direct", "-o", "json")
 			if err != nil {
 				t.Fatalf("hosts -o json: %v", err)
 			}
@@ -229,8 +229,8 @@ func TestHostsJSON(t *testing.T) {
 func TestHostsTable(t *testing.T) {
 	fx := newHostsFixture(t, true)
 	for _, args := range [][]string{
-		{"--context", fx.path, "hosts"},
-		{"--context", fx.path, "hosts", "-o", "table"},
+		{"--context", fx.path, "hosts", "--direct"},
+		{"--context", fx.path, "hosts", "--direct", "-o", "table"},
 	} {
 		stdout, _, err := run(t, args...)
 		if err != nil {

@@ -35,3 +35,8 @@ func table(w io.Writer, header string) *tabwriter.Writer {
 	fmt.Fprintln(tw, header)
 	return tw
 }
+
+// printCompactJSON writes v as one JSON line, for streams.
+func printCompactJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}

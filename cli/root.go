@@ -20,6 +20,12 @@ import (
 // globals are the flags every command shares.
 type globals struct {
 	contextFlag string
+	serversFlag []string
+}
+
+// loadContext reads this invocation's context file.
+func loadContext(g *globals) (*contextfile.Context, error) {
+	return contextfile.Load(g.contextPath())
 }
 
 // contextPath is the context file this invocation uses.
@@ -36,7 +42,8 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 It places the containers of a Compose file across Docker hosts and moves a
 running container to another host with its IP address and its data.`,
 		Example: `  clusterctl lab up --hosts 3     # three real Docker hosts on this machine
-  clusterctl hosts                # what every host runs
+  clusterctl status               # the managers and their leader
+  clusterctl hosts                # every host, its state and resources
   clusterctl lab down             # remove the lab`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -44,7 +51,8 @@ running container to another host with its IP address and its data.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.contextFlag, "context", "", "context file that says where the cluster is (default $"+contextfile.EnvVar+" or ~/.config/clusterctl/context.json)")
-	root.AddCommand(newLabCmd(g), newHostsCmd(g))
+	root.PersistentFlags().StringSliceVar(&g.serversFlag, "servers", nil, "managers' API addresses host:port,... (default: from the context file)")
+	root.AddCommand(newLabCmd(g), newHostsCmd(g), newStatusCmd(g), newEventsCmd(g), newServerCmd(), newAgentCmd(g))
 	return root
 }
 

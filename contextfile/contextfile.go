@@ -23,6 +23,8 @@ type Context struct {
 	// only its own file.
 	Name  string `json:"name"`
 	Hosts []Host `json:"hosts"`
+	// Servers are the managers' API addresses (host:port).
+	Servers []string `json:"servers,omitempty"`
 }
 
 // Host is a Docker host of the cluster.

@@ -61,6 +61,9 @@ func newCLI(t *testing.T) *cli {
 	return &cli{t: t, context: filepath.Join(t.TempDir(), "context.json")}
 }
 
+// with is the same CLI reporting to a subtest.
+func (c *cli) with(t *testing.T) *cli { return &cli{t: t, context: c.context} }
+
 // run returns stdout, and an error carrying stderr.
 func (c *cli) run(args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)

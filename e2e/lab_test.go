@@ -63,9 +63,10 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("hosts reach each other", func(t *testing.T) {
+		c := c.with(t)
 		for _, from := range st.Hosts {
 			// Every engine, from inside this host's namespaces.
-			out, err := c.run("lab", "exec", from.Name, "--", binary, "--context", c.context, "hosts", "-o", "json")
+			out, err := c.run("lab", "exec", from.Name, "--", binary, "--context", c.context, "hosts", "--direct", "-o", "json")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,6 +87,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("stop and start keep address and data", func(t *testing.T) {
+		c := c.with(t)
 		kv := fmt.Sprintf("http://%s:7000/kv/survivor", addrOf("host2"))
 		put(t, kv, "still here")
 		c.must("lab", "stop", "host2")
@@ -95,7 +97,7 @@ func TestLab(t *testing.T) {
 		if _, err := httpGet(kv); err == nil {
 			t.Fatal("host2's kvdb still answers after the host stopped")
 		}
-		out, err := c.run("lab", "exec", "host1", "--", binary, "--context", c.context, "hosts", "-o", "json")
+		out, err := c.run("lab", "exec", "host1", "--", binary, "--context", c.context, "hosts", "--direct", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +118,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("partition and heal", func(t *testing.T) {
+		c := c.with(t)
 		h1 := dockerAt(t, st.Hosts[0].Docker)
 		url := fmt.Sprintf("http://%s:7000/healthz", addrOf("host3"))
 		c.must("lab", "partition", "host3")
@@ -138,6 +141,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("down leaves nothing", func(t *testing.T) {
+		c := c.with(t)
 		c.must("lab", "down")
 		if left := labLeftovers(); len(left) > 0 {
 			t.Fatalf("after lab down: %s", strings.Join(left, "; "))

@@ -140,7 +140,7 @@ func (lab *Lab) build(ctx context.Context, plan Plan, archives []string, storage
 	if err := ensureForwardRule(); err != nil {
 		return err
 	}
-	st := &State{Subnet: plan.Subnet.String(), Gateway: plan.Gateway.String(), StorageDriver: storageDriver, Created: time.Now().UTC()}
+	st := &State{Subnet: plan.Subnet.String(), Gateway: plan.Gateway.String(), StorageDriver: storageDriver, Managers: managers(len(plan.Hosts)), Created: time.Now().UTC()}
 	for _, h := range plan.Hosts {
 		st.Hosts = append(st.Hosts, HostState{Name: h.Name, Addr: h.Addr.String(), MAC: hostMAC(h.Addr)})
 	}
@@ -153,6 +153,9 @@ func (lab *Lab) build(ctx context.Context, plan Plan, archives []string, storage
 		g.Go(func() error { return lab.bootHost(gctx, cgRoot, st, h, archives) })
 	}
 	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := lab.waitControlPlane(ctx, st); err != nil {
 		return err
 	}
 	return lab.writeContext(st)
@@ -176,20 +179,19 @@ func (lab *Lab) bootHost(ctx context.Context, cgRoot string, st *State, h HostSt
 		return err
 	}
 	lab.say("%s: dockerd up at tcp://%s:%d in %.1fs", h.Name, h.Addr, DockerPort, time.Since(start).Seconds())
-	if len(archives) == 0 {
-		return nil
+	if len(archives) > 0 {
+		loadStart := time.Now()
+		if err := loadImages(ctx, lab.Layout, h.Name, archives); err != nil {
+			return err
+		}
+		lab.say("%s: %d image archive(s) loaded in %.1fs", h.Name, len(archives), time.Since(loadStart).Seconds())
 	}
-	loadStart := time.Now()
-	if err := loadImages(ctx, lab.Layout, h.Name, archives); err != nil {
-		return err
-	}
-	lab.say("%s: %d image archive(s) loaded in %.1fs", h.Name, len(archives), time.Since(loadStart).Seconds())
-	return nil
+	return lab.startDaemons(cgRoot, st, h)
 }
 
 // writeContext tells later commands where the lab's hosts are.
 func (lab *Lab) writeContext(st *State) error {
-	c := &contextfile.Context{Name: ContextName}
+	c := &contextfile.Context{Name: ContextName, Servers: st.serverAddrs()}
 	for _, h := range st.Hosts {
 		c.Hosts = append(c.Hosts, contextfile.Host{Name: h.Name, Addr: h.Addr, Docker: dockerEndpoint(h)})
 	}

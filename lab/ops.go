@@ -134,6 +134,7 @@ type HostStatus struct {
 	Docker       string `json:"docker"`
 	DockerSocket string `json:"docker_socket"`
 	State        string `json:"state"`
+	Manager      bool   `json:"manager"` // runs a manager (clusterctl server)
 	PID          int    `json:"pid,omitempty"`
 	DataDir      string `json:"data_dir"`
 	PluginDir    string `json:"plugin_dir"`
@@ -148,7 +149,9 @@ func (lab *Lab) Status(ctx context.Context) (*Status, error) {
 	}
 	out := &Status{Subnet: st.Subnet, Gateway: st.Gateway, Bridge: bridgeName}
 	for _, h := range st.Hosts {
-		out.Hosts = append(out.Hosts, lab.hostStatus(ctx, h))
+		hs := lab.hostStatus(ctx, h)
+		hs.Manager = st.isManager(h.Name)
+		out.Hosts = append(out.Hosts, hs)
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ type State struct {
 	Subnet        string      `json:"subnet"`
 	Gateway       string      `json:"gateway"`
 	StorageDriver string      `json:"storage_driver"`
+	Managers      int         `json:"managers"` // host1..hostM run a manager
 	Created       time.Time   `json:"created"`
 	Hosts         []HostState `json:"hosts"`
 }

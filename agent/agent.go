@@ -1,0 +1,148 @@
+// Package agent is the per-host daemon: it registers its host with the
+// managers, heartbeats, and reports the host's containers. It keeps no truth
+// of its own: everything it knows it reads again from Docker on every beat.
+// Later issues add the Docker plugins it serves.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/engine"
+	"github.com/clusterctl/clusterctl/store"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+)
+
+// HeartbeatInterval is how often an agent says its host is alive; the
+// managers mark a host down after three missed beats.
+const HeartbeatInterval = time.Second
+
+// Config is how an agent is started.
+type Config struct {
+	Name    string            // host name, unique in the cluster
+	Addr    string            // the host's address other hosts reach it at
+	Docker  string            // the host's Docker endpoint
+	Labels  map[string]string // placement labels (node.labels.KEY)
+	Servers []string          // managers' API addresses
+	Log     *slog.Logger
+}
+
+// Validate refuses a config that cannot work.
+func (c Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("--name is required: the host's name in the cluster")
+	}
+	if net.ParseIP(c.Addr) == nil {
+		return fmt.Errorf("--addr %q is not an IP address", c.Addr)
+	}
+	if len(c.Servers) == 0 {
+		return errors.New("no managers: pass --servers host:port,... or a context file with servers")
+	}
+	return nil
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg    Config
+	docker *client.Client
+	api    *api.Client
+}
+
+// New connects to the host's Docker engine.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := engine.Connect(cfg.Docker)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, docker: d, api: api.NewClient(cfg.Servers)}, nil
+}
+
+// Run registers the host and heartbeats until ctx ends. Unreachable
+// managers or Docker are retried, never fatal: an agent outlives both.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.docker.Close()
+	registered := false
+	tick := time.NewTicker(HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		if !registered {
+			registered = a.register(ctx)
+		}
+		if registered {
+			registered = a.beat(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// register tells the managers about the host, with its size from Docker.
+func (a *Agent) register(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := a.docker.Info(ctx)
+	if err != nil {
+		a.cfg.Log.Warn("docker not answering", "docker", a.cfg.Docker, "err", err)
+		return false
+	}
+	req := api.RegisterHost{
+		Name: a.cfg.Name, Addr: a.cfg.Addr, Docker: a.cfg.Docker, DockerVersion: info.ServerVersion,
+		Labels: a.cfg.Labels, CPUs: info.NCPU, MemoryBytes: info.MemTotal,
+	}
+	if err := a.api.RegisterHost(ctx, req); err != nil {
+		a.cfg.Log.Warn("register host", "err", err)
+		return false
+	}
+	a.cfg.Log.Info("host registered", "name", a.cfg.Name, "addr", a.cfg.Addr, "docker", info.ServerVersion)
+	return true
+}
+
+// beat sends one heartbeat with the host's containers. It reports false
+// when the managers no longer know the host, so that it registers again.
+func (a *Agent) beat(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	containers, err := a.containers(ctx)
+	if err != nil {
+		a.cfg.Log.Warn("list containers", "err", err)
+		return true // still registered; try again next beat
+	}
+	err = a.api.Heartbeat(ctx, a.cfg.Name, api.Heartbeat{Containers: containers})
+	if api.IsNotFound(err) {
+		return false
+	}
+	if err != nil {
+		a.cfg.Log.Warn("heartbeat", "err", err)
+	}
+	return true
+}
+
+// containers lists the host's containers as the store records them.
+func (a *Agent) containers(ctx context.Context) ([]store.Container, error) {
+	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Container, 0, len(list))
+	for _, c := range list {
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, store.Container{ID: c.ID, Name: name, Image: c.Image, State: c.State, Labels: c.Labels})
+	}
+	return out, nil
+}

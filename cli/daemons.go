@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/clusterctl/clusterctl/agent"
+	"github.com/clusterctl/clusterctl/server"
+	"github.com/spf13/cobra"
+)
+
+func newServerCmd() *cobra.Command {
+	cfg := server.Config{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a manager: a Raft node with the cluster's state and the API",
+		Long: `Run a manager. Three (or five) managers hold the cluster's state, replicated
+with Raft; the CLI and the agents talk to their API. Start each with the others'
+API addresses in --join; with --bootstrap-expect N they form a new cluster once
+N of them are up. A manager restarted with its data dir rejoins by itself.`,
+		Example: `  clusterctl server --name m1 --bind 10.0.0.1 --data-dir /var/lib/clusterctl/server \
+    --bootstrap-expect 3 --join 10.0.0.1:7400,10.0.0.2:7400,10.0.0.3:7400`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Log = daemonLogger()
+			srv, err := server.Start(cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", hostname(), "manager name, unique in the cluster")
+	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/clusterctl/server", "where Raft's log and snapshots live")
+	f.StringVar(&cfg.Bind, "bind", defaultAddr(), "IP address to listen and advertise on")
+	f.IntVar(&cfg.APIPort, "api-port", server.DefaultAPIPort, "API port")
+	f.IntVar(&cfg.RaftPort, "raft-port", server.DefaultRaftPort, "Raft port")
+	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many managers are up (0: only join)")
+	f.StringSliceVar(&cfg.Join, "join", nil, "API addresses (host:port) of the other managers")
+	f.StringVar(&cfg.ClusterID, "cluster-id", "", "refuse to be part of any other cluster")
+	return cmd
+}
+
+func newAgentCmd(g *globals) *cobra.Command {
+	cfg := agent.Config{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a host's agent: registers the host, heartbeats, reports its containers",
+		Example: `  clusterctl agent --name host1 --addr 10.0.0.1 --servers 10.0.0.1:7400,10.0.0.2:7400 \
+    --label zone=a --docker unix:///var/run/docker.sock`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			servers, err := g.servers()
+			if err != nil {
+				return err
+			}
+			cfg.Servers, cfg.Log = servers, daemonLogger()
+			a, err := agent.New(cfg)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", hostname(), "host name, unique in the cluster")
+	f.StringVar(&cfg.Addr, "addr", defaultAddr(), "the host's address on the cluster network")
+	f.StringVar(&cfg.Docker, "docker", "unix:///var/run/docker.sock", "the host's Docker endpoint")
+	f.StringToStringVar(&cfg.Labels, "label", nil, "placement label key=value (repeatable)")
+	return cmd
+}
+
+// daemonLogger logs to stderr, for daemons run by a supervisor.
+func daemonLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// defaultAddr is the first IPv4 address of an interface that is up and not
+// loopback: on a typical server, its LAN address.
+func defaultAddr() string {
+	ifaces, _ := net.Interfaces()
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := iface.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return ""
+}
+
+// errNoServers says where managers come from.
+var errNoServers = errors.New("no managers: pass --servers host:port,... or use a context file with servers (clusterctl lab up writes one)")
+
+// servers is the managers' API addresses: the flag, else the context file.
+func (g *globals) servers() ([]string, error) {
+	if len(g.serversFlag) > 0 {
+		return g.serversFlag, nil
+	}
+	c, err := loadContext(g)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%v)", errNoServers, err)
+	}
+	if len(c.Servers) == 0 {
+		return nil, errNoServers
+	}
+	return c.Servers, nil
+}

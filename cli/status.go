@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/store"
+	"github.com/spf13/cobra"
+)
+
+// apiClient builds a client for this invocation's managers.
+func (g *globals) apiClient() (*api.Client, error) {
+	servers, err := g.servers()
+	if err != nil {
+		return nil, err
+	}
+	return api.NewClient(servers), nil
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     "status",
+		Short:   "Show the managers, which one leads, and the Raft term",
+		Example: "  clusterctl status -o json | jq -r .leader",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for i := range st.Servers {
+				if st.Servers[i].API != "" {
+					st.Servers[i].API = "http://" + st.Servers[i].API
+				}
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster %s, leader %s, term %d, index %d\n", st.ClusterID, st.Leader, st.Term, st.Index)
+			tw := table(cmd.OutOrStdout(), "NAME\tSTATE\tAPI\tRAFT")
+			for _, s := range st.Servers {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.State, s.API, s.Raft)
+			}
+			return tw.Flush()
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newEventsCmd(g *globals) *cobra.Command {
+	var output string
+	var index uint64
+	cmd := &cobra.Command{
+		Use:     "events",
+		Short:   "Stream the cluster's changes as they happen (Ctrl-C to stop)",
+		Example: "  clusterctl events\n  clusterctl events --index 120 -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			err = c.Events(cmd.Context(), index, func(ev store.Event) error {
+				if output == "json" {
+					return printCompactJSON(out, ev)
+				}
+				_, err := fmt.Fprintf(out, "%s  %-6d %-18s %s\n", ev.Time.Local().Format("15:04:05.000"), ev.Index, ev.Type, ev.Key)
+				return err
+			})
+			if cmd.Context().Err() != nil {
+				return nil // Ctrl-C is how a stream ends
+			}
+			return err
+		},
+	}
+	cmd.Flags().Uint64Var(&index, "index", 0, "start after this index (0: the events still kept)")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// labels formats labels as k=v,k=v in key order.
+func labels(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}

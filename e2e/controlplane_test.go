@@ -1,0 +1,333 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/contextfile"
+)
+
+// TestControlPlane runs the managers and agents a lab starts: status and
+// hosts from the store, a leader's host powered off in the middle of a
+// stream of writes, a partitioned manager, and refusals.
+func TestControlPlane(t *testing.T) {
+	c := newCLI(t)
+	t.Cleanup(func() {
+		if _, err := c.run("lab", "down"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	c.must("lab", "up", "--hosts", "4", "--images", "")
+	ctxFile, err := contextfile.Load(c.context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrOf := map[string]string{}
+	for _, h := range ctxFile.Hosts {
+		addrOf[h.Name] = h.Addr
+	}
+
+	t.Run("status and hosts", func(t *testing.T) {
+		c := c.with(t)
+		var st api.Status
+		if err := json.Unmarshal([]byte(c.must("status", "-o", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		leaders := 0
+		for _, s := range st.Servers {
+			if s.State == "leader" {
+				leaders++
+			}
+			if s.State != "leader" && s.State != "follower" {
+				t.Errorf("manager %s: %s", s.Name, s.State)
+			}
+			if !strings.HasPrefix(s.API, "http://"+addrOf[s.Name]+":") {
+				t.Errorf("manager %s API %q", s.Name, s.API)
+			}
+		}
+		if len(st.Servers) != 3 || leaders != 1 || st.Term == 0 || addrOf[st.Leader] == "" {
+			t.Fatalf("status: %+v", st)
+		}
+		var hosts api.HostsResponse
+		if err := json.Unmarshal([]byte(c.must("hosts", "-o", "json")), &hosts); err != nil {
+			t.Fatal(err)
+		}
+		if len(hosts.Hosts) != 4 {
+			t.Fatalf("hosts: %+v", hosts)
+		}
+		for _, h := range hosts.Hosts {
+			if h.State != "up" || h.CPUs == 0 || h.MemoryBytes == 0 || h.Addr != addrOf[h.Name] || h.DockerVersion == "" {
+				t.Errorf("host %+v", h)
+			}
+		}
+	})
+
+	t.Run("leader stops during writes", func(t *testing.T) {
+		c := c.with(t)
+		client := api.NewClient(ctxFile.Servers)
+		leader := leaderOf(t, client)
+		w := startWriter(client)
+		w.waitAcked(t, 30)
+		stopped := time.Now()
+		c.must("lab", "stop", leader)
+		var survivors []string
+		for _, s := range ctxFile.Servers {
+			if !strings.HasPrefix(s, addrOf[leader]+":") {
+				survivors = append(survivors, s)
+			}
+		}
+		eventually(t, 3*time.Second, "another manager leads and the API answers", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			st, err := api.NewClient(survivors).Status(ctx)
+			if err != nil || st.Leader == "" || st.Leader == leader {
+				return fmt.Errorf("status %+v, %v", st, err)
+			}
+			return nil
+		})
+		t.Logf("failover: a new leader answered %s after the stop", time.Since(stopped).Round(time.Millisecond))
+		w.waitAcked(t, w.ackedCount()+30)
+		acked := w.stop()
+		for _, i := range acked {
+			v, found, err := client.GetVar(context.Background(), writeKey(i), false)
+			if err != nil || !found || v.Value != strconv.Itoa(i) {
+				t.Fatalf("acknowledged write %d lost: %+v found=%v err=%v", i, v, found, err)
+			}
+		}
+		eventually(t, 5*time.Second-time.Since(stopped), "the stopped host is marked down", func() error {
+			return hostStateIs(client, leader, "down")
+		})
+		c.must("lab", "start", leader)
+		own := api.NewClient([]string{addrOf[leader] + ":7400"})
+		last := acked[len(acked)-1]
+		eventually(t, 15*time.Second, "the restarted manager catches up", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			v, found, err := own.GetVar(ctx, writeKey(last), true)
+			if err != nil || !found || v.Value != strconv.Itoa(last) {
+				return fmt.Errorf("%+v found=%v %v", v, found, err)
+			}
+			return nil
+		})
+		eventually(t, 10*time.Second, "the restarted host is up again", func() error {
+			return hostStateIs(client, leader, "up")
+		})
+	})
+
+	t.Run("partitioned manager catches up", func(t *testing.T) {
+		c := c.with(t)
+		client := api.NewClient(ctxFile.Servers)
+		leader := leaderOf(t, client)
+		follower := "host1"
+		if leader == follower {
+			follower = "host2"
+		}
+		c.must("lab", "partition", follower)
+		if _, err := client.SetVar(context.Background(), "after-partition", "yes"); err != nil {
+			t.Fatal(err)
+		}
+		c.must("lab", "heal", follower)
+		own := api.NewClient([]string{addrOf[follower] + ":7400"})
+		eventually(t, 15*time.Second, follower+" catches up after heal", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			v, _, err := own.GetVar(ctx, "after-partition", true)
+			if err != nil || v.Value != "yes" {
+				return fmt.Errorf("%+v %v", v, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("bad requests", func(t *testing.T) {
+		base := "http://" + ctxFile.Servers[0]
+		for body, want := range map[string]string{
+			`{"value":"x","extra":1}`:    "unknown field",
+			`{"value":`:                  "invalid JSON",
+			`{"value":"a"}{"value":"b"}`: "more than one value",
+		} {
+			req, _ := http.NewRequest(http.MethodPut, base+"/v1/vars/k", strings.NewReader(body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e api.Error
+			_ = json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error, want) {
+				t.Errorf("PUT %s: %d %q, want 400 with %q", body, resp.StatusCode, e.Error, want)
+			}
+		}
+	})
+
+	t.Run("refused managers", func(t *testing.T) { refusedManagers(t, ctxFile) })
+}
+
+// refusedManagers starts managers that must be refused, on host4 (which
+// runs none): a data dir of another cluster, a mismatched cluster ID, a
+// name already taken. Each exits non-zero with one clear line.
+func refusedManagers(t *testing.T, ctxFile *contextfile.Context) {
+	joinA := strings.Join(ctxFile.Servers, ",")
+	// Cluster B: one manager of its own on host4.
+	dirB := filepath.Join(t.TempDir(), "b")
+	clusterB := exec.Command(binary, "lab", "exec", "host4", "--", binary, "server", "--name", "b1", "--bind", "10.99.0.14",
+		"--data-dir", dirB, "--bootstrap-expect", "1")
+	if err := clusterB.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = clusterB.Process.Kill(); _ = clusterB.Wait() })
+	eventually(t, 15*time.Second, "cluster B has a leader", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := api.NewClient([]string{"10.99.0.14:7400"}).Status(ctx)
+		if err != nil || st.Leader != "b1" || st.ClusterID == "" {
+			return fmt.Errorf("%+v %v", st, err)
+		}
+		return nil
+	})
+	// A copy of host1's data dir (cluster A), pointed at cluster B.
+	dirA := filepath.Join(t.TempDir(), "a")
+	if out, err := exec.Command("cp", "-a", "/var/lib/clusterctl/lab/hosts/host1/server", dirA).CombinedOutput(); err != nil {
+		t.Fatalf("copy host1's data dir: %v: %s", err, out)
+	}
+	before := treeHash(t, dirA)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"another cluster's data dir", []string{"--name", "host1", "--data-dir", dirA, "--join", "10.99.0.14:7400"}, "belongs to cluster"},
+		{"mismatched cluster ID", []string{"--name", "m9", "--data-dir", filepath.Join(t.TempDir(), "m9"), "--cluster-id", "not-this-cluster", "--join", joinA}, "refusing to join"},
+		{"name already taken", []string{"--name", "host2", "--data-dir", filepath.Join(t.TempDir(), "dup"), "--join", joinA}, `another manager named "host2"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"lab", "exec", "host4", "--", binary, "server", "--bind", "10.99.0.14", "--api-port", "7500", "--raft-port", "7501"}, tc.args...)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			lastLine := lines[len(lines)-1]
+			if err == nil || !strings.HasPrefix(lastLine, "clusterctl: ") || !strings.Contains(lastLine, tc.want) {
+				t.Fatalf("want exit != 0 ending in one line with %q; got %v:\n%s", tc.want, err, out)
+			}
+		})
+	}
+	if after := treeHash(t, dirA); after != before {
+		t.Fatal("a refused manager changed the data dir it was pointed at")
+	}
+}
+
+// treeHash hashes every file's path and content under dir.
+func treeHash(t *testing.T, dir string) string {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		fmt.Fprintf(h, "%s %d\n", p, len(b))
+		h.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func leaderOf(t *testing.T, c *api.Client) string {
+	t.Helper()
+	st, err := c.Status(context.Background())
+	if err != nil || st.Leader == "" {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	return st.Leader
+}
+
+func hostStateIs(c *api.Client, name, want string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp, err := c.Hosts(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, h := range resp.Hosts {
+		if h.Name == name && string(h.State) == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not %s", name, want)
+}
+
+func writeKey(i int) string { return fmt.Sprintf("w%05d", i) }
+
+// writer writes w00000, w00001, ... one after another, remembering which
+// writes were acknowledged.
+type writer struct {
+	mu    sync.Mutex
+	acked []int
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startWriter(c *api.Client) *writer {
+	w := &writer{done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := c.SetVar(ctx, writeKey(i), strconv.Itoa(i))
+			cancel()
+			if err == nil {
+				w.mu.Lock()
+				w.acked = append(w.acked, i)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) ackedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+func (w *writer) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, 20*time.Second, fmt.Sprintf("%d acknowledged writes", n), func() error {
+		if got := w.ackedCount(); got < n {
+			return fmt.Errorf("%d so far", got)
+		}
+		return nil
+	})
+}
+
+func (w *writer) stop() []int {
+	close(w.done)
+	w.wg.Wait()
+	return w.acked
+}

@@ -1,0 +1,146 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/clusterctl/clusterctl/api"
+)
+
+// The lab runs a manager on each of the first MaxManagers hosts and an agent
+// on every host, started inside the host the way a user starts them on a
+// real machine: `clusterctl server ...` and `clusterctl agent ...`.
+const (
+	MaxManagers = 3
+	apiPort     = 7400
+	// controlPlaneTimeout bounds waiting for a leader and every agent.
+	controlPlaneTimeout = 60 * time.Second
+)
+
+// managers is how many managers a lab of n hosts runs.
+func managers(n int) int { return min(n, MaxManagers) }
+
+// serverAddrs lists the managers' API addresses.
+func (s *State) serverAddrs() []string {
+	var addrs []string
+	for _, h := range s.Hosts[:s.Managers] {
+		addrs = append(addrs, net.JoinHostPort(h.Addr, strconv.Itoa(apiPort)))
+	}
+	return addrs
+}
+
+// isManager says whether a host runs a manager.
+func (s *State) isManager(name string) bool {
+	for _, h := range s.Hosts[:s.Managers] {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// startDaemons starts a host's manager (if it is one) and its agent.
+func (lab *Lab) startDaemons(cgRoot string, st *State, h HostState) error {
+	servers := strings.Join(st.serverAddrs(), ",")
+	if st.isManager(h.Name) {
+		args := []string{"server", "--name", h.Name, "--bind", h.Addr,
+			"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "server"),
+			"--bootstrap-expect", strconv.Itoa(st.Managers), "--join", servers}
+		if err := spawn(lab.Layout, cgRoot, h.Name, "server", args); err != nil {
+			return err
+		}
+	}
+	args := []string{"agent", "--name", h.Name, "--addr", h.Addr,
+		"--docker", "unix://" + lab.Layout.DockerSocket(h.Name), "--servers", servers}
+	return spawn(lab.Layout, cgRoot, h.Name, "agent", args)
+}
+
+// spawn starts a daemon inside a host: in its network, mount and UTS
+// namespaces (entered through its dockerd) and in its cgroup, so that it
+// lives and dies with the host. Its output goes to NAME.log on the host's
+// disk.
+func spawn(l Layout, cgRoot, host, name string, args []string) error {
+	pid, err := dockerdPID(l, host)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find clusterctl binary: %w", err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(l.hostDataDir(host), name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s log of %s: %w", name, host, err)
+	}
+	defer logFile.Close()
+	nsArgs := []string{"-t", strconv.Itoa(pid), "-m", "-n", "-u", "--", self}
+	cmd := exec.Command("nsenter", append(nsArgs, args...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s on %s: %w", name, host, err)
+	}
+	// nsenter execs clusterctl in place, so this pid is the daemon's.
+	if err := os.WriteFile(daemonsCgroupProcs(cgRoot, host), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("put %s of %s in the host's cgroup: %w", name, host, err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it if it dies while we still run
+	return nil
+}
+
+// waitControlPlane waits until the managers have a leader and every
+// running host's agent has registered and is up.
+func (lab *Lab) waitControlPlane(ctx context.Context, st *State) error {
+	ctx, cancel := context.WithTimeout(ctx, controlPlaneTimeout)
+	defer cancel()
+	want := 0
+	for _, h := range st.Hosts {
+		if !h.Stopped {
+			want++
+		}
+	}
+	c := api.NewClient(st.serverAddrs())
+	var last string
+	for {
+		status, err := c.Status(ctx)
+		if err == nil && status.Leader != "" {
+			up, err := upHosts(ctx, c)
+			if err == nil && up >= want {
+				lab.say("control plane: leader %s, %d managers, %d hosts up", status.Leader, len(status.Servers), up)
+				return nil
+			}
+			last = fmt.Sprintf("%d of %d hosts up", up, want)
+		} else if err != nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("control plane not ready within %s (%s): see server.log and agent.log in %s", controlPlaneTimeout, last, filepath.Join(lab.Layout.StateDir, "hosts"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// upHosts counts the hosts the store has as up.
+func upHosts(ctx context.Context, c *api.Client) (int, error) {
+	resp, err := c.Hosts(ctx, false)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, h := range resp.Hosts {
+		if h.State == "up" {
+			n++
+		}
+	}
+	return n, nil
+}

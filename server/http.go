@@ -1,0 +1,175 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/transport"
+	"github.com/hashicorp/raft"
+)
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// forwardedHeader marks a request a follower forwarded to the leader, so
+// that a request never travels in circles during an election.
+const forwardedHeader = "X-Clusterctl-Forwarded"
+
+// routes is the API. Writes go to the leader (followers forward them);
+// reads are linearizable through the leader unless ?stale=true.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/cluster/self", s.handleSelf)
+	mux.HandleFunc("POST /v1/cluster/join", s.onLeader(s.handleJoin))
+	mux.HandleFunc("POST /v1/cluster/servers", s.onLeader(s.handleRegisterServer))
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("GET /v1/hosts", s.read(s.handleHosts))
+	mux.HandleFunc("GET /v1/hosts/{name}", s.read(s.handleHost))
+	mux.HandleFunc("POST /v1/hosts", s.onLeader(s.handleRegisterHost))
+	mux.HandleFunc("POST /v1/hosts/{name}/heartbeat", s.onLeader(s.handleHeartbeat))
+	mux.HandleFunc("GET /v1/vars/{key...}", s.read(s.handleGetVar))
+	mux.HandleFunc("PUT /v1/vars/{key...}", s.onLeader(s.handleSetVar))
+	mux.HandleFunc("DELETE /v1/vars/{key...}", s.onLeader(s.handleDeleteVar))
+	mux.HandleFunc("PUT /v1/vars", s.onLeader(s.handleSetVars))
+	mux.HandleFunc("GET /v1/events", s.handleEvents)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such API: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// onLeader runs a handler on the leader, forwarding from a follower.
+func (s *Server) onLeader(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.raft.State() == raft.Leader {
+			h(w, r)
+			return
+		}
+		s.forward(w, r)
+	}
+}
+
+// read serves a read: from the local replica when ?stale=true, otherwise
+// on the leader after confirming it still leads and has applied everything
+// committed before the request arrived (a linearizable read).
+func (s *Server) read(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("stale") == "true" {
+			h(w, r)
+			return
+		}
+		if s.raft.State() != raft.Leader {
+			s.forward(w, r)
+			return
+		}
+		if err := s.readBarrier(r); err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("linearizable read: %w", err))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// readBarrier commits a barrier through Raft before the read: it succeeds
+// only while this manager still leads a quorum, and only once everything
+// committed before it is applied to the local store, which makes the read
+// linearizable. (A read-index from raft.CommitIndex cannot be used here:
+// that index may belong to an entry the store never sees, a no-op or a
+// configuration change, and waiting for it could block until the next
+// write.) Raft batches concurrent barriers and writes into one disk write.
+func (s *Server) readBarrier(r *http.Request) error {
+	return s.raft.Barrier(applyTimeout).Error()
+}
+
+// forward sends a request on to the leader and relays its answer.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(forwardedHeader) != "" {
+		writeError(w, http.StatusServiceUnavailable, errors.New("not the leader (forwarded request)"))
+		return
+	}
+	addr, err := s.leaderAPI()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	target, _ := url.Parse(transport.URL(addr))
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = transport.HTTPClient(0).Transport
+	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("forward to leader at %s: %w", addr, err))
+	}
+	r.Header.Set(forwardedHeader, s.cfg.Name)
+	proxy.ServeHTTP(w, r)
+}
+
+// leaderAPI is the API address of the current leader.
+func (s *Server) leaderAPI() (string, error) {
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return "", errors.New("no leader at the moment")
+	}
+	srv, ok := s.store.View().Server(string(id))
+	if !ok {
+		return "", fmt.Errorf("leader %s has not registered its API yet", id)
+	}
+	return srv.APIAddr, nil
+}
+
+// writeErrorFor answers a failed write: a refusal by the store is the
+// client's problem (400, 404 or 409), anything else (lost leadership, a
+// timeout) is worth retrying elsewhere (503).
+func writeErrorFor(w http.ResponseWriter, err error) {
+	var refused *refusedError
+	if !errors.As(err, &refused) {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	code := http.StatusConflict
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		code = http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound):
+		code = http.StatusNotFound
+	}
+	writeError(w, code, refused.err)
+}
+
+// decode reads a JSON body strictly: unknown fields, trailing data and
+// oversized bodies are errors, answered 400 by the caller.
+func decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(body) > maxBody {
+		return fmt.Errorf("body larger than %d bytes", maxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("invalid JSON body: more than one value")
+	}
+	return nil
+}
+
+// writeJSON answers with a JSON body.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, api.Error{Error: err.Error()})
+}

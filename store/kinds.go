@@ -1,0 +1,248 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// kind describes a table whose objects are put and deleted whole, so one
+// generic put handler and one delete handler serve them all.
+type kind[T any] struct {
+	name  string                          // event prefix: "<name>.put", "<name>.deleted"
+	table string                          // memdb table
+	key   func(*T) string                 // the object's key, as in NameRef
+	args  func(key string) ([]any, error) // NameRef key to id index args
+	// check validates and normalizes an object before it is stored; it may
+	// read txn to refuse a clash with other objects.
+	check    func(txn *memdb.Txn, obj *T) error
+	setIndex func(obj *T, index uint64)
+}
+
+// putHandler returns the handler that upserts objects of k.
+func putHandler[T any](k kind[T]) handler {
+	return typed(func(txn *memdb.Txn, e entry, obj *T) ([]Event, error) {
+		if err := k.check(txn, obj); err != nil {
+			return nil, fmt.Errorf("put %s: %w", k.name, err)
+		}
+		k.setIndex(obj, e.index)
+		key := k.key(obj)
+		if err := insert(txn, k.table, key, obj); err != nil {
+			return nil, err
+		}
+		return oneEvent(k.name+".put", key, obj)
+	})
+}
+
+// deleteHandler returns the handler that deletes objects of k by key; a
+// missing object is a no-op.
+func deleteHandler[T any](k kind[T]) handler {
+	return typed(func(txn *memdb.Txn, _ entry, ref *NameRef) ([]Event, error) {
+		args, err := k.args(ref.Name)
+		if err != nil {
+			return nil, fmt.Errorf("delete %s: %w", k.name, err)
+		}
+		old, err := lookup[T](txn, k.table, args...)
+		if err != nil || old == nil {
+			return nil, err
+		}
+		if err := txn.Delete(k.table, old); err != nil {
+			return nil, fmt.Errorf("delete %s %q: %w", k.name, ref.Name, err)
+		}
+		return oneEvent(k.name+".deleted", ref.Name, old)
+	})
+}
+
+// Event types of the put/delete commands, for watchers to switch on: the
+// object was created or replaced (".put") or deleted (".deleted").
+const (
+	EventAppPut         = "app.put"         // an app was put
+	EventAppDeleted     = "app.deleted"     // an app was deleted
+	EventServicePut     = "service.put"     // a service was put
+	EventServiceDeleted = "service.deleted" // a service was deleted
+	EventTaskPut        = "task.put"        // a task was put
+	EventTaskDeleted    = "task.deleted"    // a task was deleted
+	EventVolumePut      = "volume.put"      // a volume was put
+	EventVolumeDeleted  = "volume.deleted"  // a volume was deleted
+	EventNetworkPut     = "network.put"     // a network was put
+	EventNetworkDeleted = "network.deleted" // a network was deleted
+	EventLeasePut       = "lease.put"       // an IP lease was put
+	EventLeaseDeleted   = "lease.deleted"   // an IP lease was deleted
+	EventMovePut        = "move.put"        // a move was put
+	EventMoveDeleted    = "move.deleted"    // a move was deleted
+)
+
+// oneArg is the args of a table keyed by one string field.
+func oneArg(key string) ([]any, error) { return []any{key}, nil }
+
+// twoArgs splits an "a/b" key at its first slash for a compound index.
+func twoArgs(key string) ([]any, error) {
+	a, b, ok := strings.Cut(key, "/")
+	if !ok || a == "" || b == "" {
+		return nil, fmt.Errorf("key %q is not of the form a/b: %w", key, ErrInvalid)
+	}
+	return []any{a, b}, nil
+}
+
+// required refuses empty key fields.
+func required(what string, values ...string) error {
+	for _, v := range values {
+		if v == "" {
+			return fmt.Errorf("%s required: %w", what, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// prefixName refuses names that are the first part of an "a/b" key and so
+// may not hold a slash.
+func prefixName(what, name string) error {
+	if err := required(what, name); err != nil {
+		return err
+	}
+	if strings.Contains(name, "/") {
+		return fmt.Errorf("%s %q contains a slash: %w", what, name, ErrInvalid)
+	}
+	return nil
+}
+
+// hostKind serves host deletes only (hosts are put by register/heartbeat).
+var hostKind = kind[Host]{
+	name: "host", table: tableHosts, args: oneArg,
+	key: func(h *Host) string { return h.Name },
+}
+
+// varKind serves var deletes only (vars are put by applySetVar).
+var varKind = kind[Var]{
+	name: "var", table: tableVars, args: oneArg,
+	key: func(v *Var) string { return v.Key },
+}
+
+var appKind = kind[App]{
+	name: "app", table: tableApps, args: oneArg,
+	key: func(a *App) string { return a.Name },
+	check: func(_ *memdb.Txn, a *App) error {
+		a.Created = utc(a.Created)
+		return prefixName("app name", a.Name)
+	},
+	setIndex: func(a *App, i uint64) { a.ModifyIndex = i },
+}
+
+var serviceKind = kind[Service]{
+	name: "service", table: tableServices, args: twoArgs,
+	key: func(s *Service) string { return s.App + "/" + s.Name },
+	check: func(_ *memdb.Txn, s *Service) error {
+		if err := prefixName("service app", s.App); err != nil {
+			return err
+		}
+		return required("service name", s.Name)
+	},
+	setIndex: func(s *Service, i uint64) { s.ModifyIndex = i },
+}
+
+var taskKind = kind[Task]{
+	name: "task", table: tableTasks, args: oneArg,
+	key:      func(t *Task) string { return t.ID },
+	check:    func(_ *memdb.Txn, t *Task) error { return required("task id and app", t.ID, t.App) },
+	setIndex: func(t *Task, i uint64) { t.ModifyIndex = i },
+}
+
+var volumeKind = kind[Volume]{
+	name: "volume", table: tableVolumes, args: oneArg,
+	key:      func(v *Volume) string { return v.Name },
+	check:    checkVolume,
+	setIndex: func(v *Volume, i uint64) { v.ModifyIndex = i },
+}
+
+var networkKind = kind[Network]{
+	name: "network", table: tableNetworks, args: oneArg,
+	key:      func(n *Network) string { return n.Name },
+	check:    checkNetwork,
+	setIndex: func(n *Network, i uint64) { n.ModifyIndex = i },
+}
+
+var leaseKind = kind[IPLease]{
+	name: "lease", table: tableLeases, args: twoArgs,
+	key:      func(l *IPLease) string { return l.Network + "/" + l.Addr },
+	check:    checkLease,
+	setIndex: func(l *IPLease, i uint64) { l.ModifyIndex = i },
+}
+
+var moveKind = kind[Move]{
+	name: "move", table: tableMoves, args: oneArg,
+	key: func(m *Move) string { return m.ID },
+	check: func(_ *memdb.Txn, m *Move) error {
+		m.Started, m.Updated = utc(m.Started), utc(m.Updated)
+		return required("move id", m.ID)
+	},
+	setIndex: func(m *Move, i uint64) { m.ModifyIndex = i },
+}
+
+// checkVolume refuses a put that would move a volume's lease generation
+// backwards: the generation fences stale owners.
+func checkVolume(txn *memdb.Txn, v *Volume) error {
+	if err := required("volume name", v.Name); err != nil {
+		return err
+	}
+	old, err := lookup[Volume](txn, tableVolumes, v.Name)
+	if err != nil {
+		return err
+	}
+	if old != nil && v.Generation < old.Generation {
+		return fmt.Errorf("volume %s generation %d is older than current %d: %w",
+			v.Name, v.Generation, old.Generation, ErrConflict)
+	}
+	return nil
+}
+
+// checkNetwork refuses a network whose VNI another network already uses:
+// the two would share one VXLAN segment.
+func checkNetwork(txn *memdb.Txn, n *Network) error {
+	if err := prefixName("network name", n.Name); err != nil {
+		return err
+	}
+	if n.VNI == 0 {
+		return nil
+	}
+	it, err := txn.Get(tableNetworks, indexID)
+	if err != nil {
+		return fmt.Errorf("list networks: %w", err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		other := raw.(*Network)
+		if other.Name != n.Name && other.VNI == n.VNI {
+			return fmt.Errorf("network %s: vni %d already used by network %s: %w", n.Name, n.VNI, other.Name, ErrConflict)
+		}
+	}
+	return nil
+}
+
+// checkLease refuses to hand a leased address to another task; to reassign
+// an address, delete the lease first (both may go in one batch).
+func checkLease(txn *memdb.Txn, l *IPLease) error {
+	if err := prefixName("lease network", l.Network); err != nil {
+		return err
+	}
+	if err := required("lease address", l.Addr); err != nil {
+		return err
+	}
+	old, err := lookup[IPLease](txn, tableLeases, l.Network, l.Addr)
+	if err != nil {
+		return err
+	}
+	if old != nil && old.TaskID != "" && l.TaskID != "" && old.TaskID != l.TaskID {
+		return fmt.Errorf("address %s/%s is leased to task %s: %w", l.Network, l.Addr, old.TaskID, ErrConflict)
+	}
+	return nil
+}
+
+// decodeObject decodes a snapshot record's object of type T.
+func decodeObject[T any](raw json.RawMessage) (any, error) {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("decode %T: %w", v, err)
+	}
+	return &v, nil
+}

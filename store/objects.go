@@ -1,0 +1,192 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Server is a manager (a raft voter) as the cluster knows it, so that clients
+// and agents can find every manager's API and the leader its raft peers.
+type Server struct {
+	Name     string `json:"name"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"` // like "http://10.99.0.11:7400"
+}
+
+// HostState is whether the managers believe a host is alive.
+type HostState string
+
+// Host states.
+const (
+	// HostUp means the host registered or heartbeated recently.
+	HostUp HostState = "up"
+	// HostDown means the managers stopped hearing from the host.
+	HostDown HostState = "down"
+)
+
+// Container is a container a host's agent reports as running on its Docker
+// engine, so managers can compare what runs with what should.
+type Container struct {
+	ID     string            `json:"id"`
+	Name   string            `json:"name"`
+	Image  string            `json:"image"`
+	State  string            `json:"state"`
+	Labels map[string]string `json:"labels"`
+}
+
+// Host is a Docker host that runs an agent and takes tasks.
+type Host struct {
+	Name          string            `json:"name"`
+	Addr          string            `json:"addr"`
+	Docker        string            `json:"docker"` // engine endpoint
+	DockerVersion string            `json:"docker_version"`
+	Labels        map[string]string `json:"labels"`
+	CPUs          int               `json:"cpus"`
+	MemoryBytes   int64             `json:"memory_bytes"`
+	State         HostState         `json:"state"`
+	LastHeartbeat time.Time         `json:"last_heartbeat"`
+	Containers    []Container       `json:"containers"`
+	Registered    time.Time         `json:"registered"`
+	// ModifyIndex is the raft index of the last change, set by the FSM. A
+	// heartbeat that only advances LastHeartbeat does not bump it.
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// App is a deployed Compose application, the unit users create and remove.
+type App struct {
+	Name        string    `json:"name"`
+	Compose     string    `json:"compose"`
+	Created     time.Time `json:"created"`
+	ModifyIndex uint64    `json:"modify_index"`
+}
+
+// Service is one service of an App, with its spec as decided by the
+// scheduler; its key is App/Name.
+type Service struct {
+	App         string          `json:"app"`
+	Name        string          `json:"name"`
+	Spec        json.RawMessage `json:"spec"`
+	ModifyIndex uint64          `json:"modify_index"`
+}
+
+// Task is one replica (slot) of a service: where it should run and where and
+// how it actually runs.
+type Task struct {
+	ID            string   `json:"id"`
+	App           string   `json:"app"`
+	Service       string   `json:"service"`
+	Slot          int      `json:"slot"`
+	DesiredState  string   `json:"desired_state"`
+	DesiredHost   string   `json:"desired_host"`
+	ObservedState string   `json:"observed_state"`
+	Host          string   `json:"host"`
+	ContainerID   string   `json:"container_id"`
+	IPs           []string `json:"ips"`
+	ModifyIndex   uint64   `json:"modify_index"`
+}
+
+// Volume is a cluster volume: which host owns its data, under which lease
+// generation (a fence against stale owners) and on which backend.
+type Volume struct {
+	Name        string `json:"name"`
+	Backend     string `json:"backend"`
+	OwnerHost   string `json:"owner_host"`
+	Generation  uint64 `json:"generation"`
+	SizeBytes   int64  `json:"size_bytes"`
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// Network is a cluster overlay network (one VXLAN segment).
+type Network struct {
+	Name        string `json:"name"`
+	Subnet      string `json:"subnet"`
+	VNI         int    `json:"vni"`
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// IPLease reserves an address of a network for a task, so the task keeps its
+// IP (and MAC) when it moves; its key is Network/Addr.
+type IPLease struct {
+	Network     string `json:"network"`
+	Addr        string `json:"addr"`
+	TaskID      string `json:"task_id"`
+	MAC         string `json:"mac"`
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// Move is the persisted state machine of one task moving between hosts, so
+// that any manager that leads next can resume or roll it back.
+type Move struct {
+	ID          string    `json:"id"`
+	TaskID      string    `json:"task_id"`
+	From        string    `json:"from"`
+	To          string    `json:"to"`
+	Step        string    `json:"step"`
+	State       string    `json:"state"`
+	Error       string    `json:"error"`
+	Started     time.Time `json:"started"`
+	Updated     time.Time `json:"updated"`
+	ModifyIndex uint64    `json:"modify_index"`
+}
+
+// Var is a cluster variable: a small replicated key/value for tests and apps.
+type Var struct {
+	Key         string `json:"key"`
+	Value       string `json:"value"`
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// cloneHost returns a deep copy of h.
+func cloneHost(h Host) Host {
+	h.Labels = maps.Clone(h.Labels)
+	h.Containers = cloneContainers(h.Containers)
+	return h
+}
+
+// cloneContainers returns a deep copy of cs.
+func cloneContainers(cs []Container) []Container {
+	if cs == nil {
+		return nil
+	}
+	out := make([]Container, len(cs))
+	for i, c := range cs {
+		c.Labels = maps.Clone(c.Labels)
+		out[i] = c
+	}
+	return out
+}
+
+// containersEqual reports whether two container lists are the same, treating
+// nil and empty lists and maps alike.
+func containersEqual(a, b []Container) bool {
+	return slices.EqualFunc(a, b, func(x, y Container) bool {
+		return x.ID == y.ID && x.Name == y.Name && x.Image == y.Image &&
+			x.State == y.State && maps.Equal(x.Labels, y.Labels)
+	})
+}
+
+// cloneService returns a deep copy of s.
+func cloneService(s Service) Service {
+	s.Spec = bytes.Clone(s.Spec)
+	return s
+}
+
+// cloneTask returns a deep copy of t.
+func cloneTask(t Task) Task {
+	t.IPs = slices.Clone(t.IPs)
+	return t
+}
+
+// same returns v: the clone of an object without references.
+func same[T any](v T) T { return v }
+
+// utc returns t in UTC, leaving the zero time alone.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}

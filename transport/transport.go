@@ -1,0 +1,91 @@
+// Package transport is the one place where clusterctl opens and accepts
+// network connections between its processes: the managers' API, Raft
+// between managers, agents to managers. Mutual TLS (a later issue) is then a
+// change to this package alone.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Scheme is the URL scheme of the managers' API.
+const Scheme = "http"
+
+// dialTimeout bounds connecting to another process on the LAN.
+const dialTimeout = time.Second
+
+// Listen opens a listener for one of our ports.
+func Listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// Dial connects to one of our ports.
+func Dial(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// HTTPClient is the client for the managers' API, with a timeout for a
+// whole request (0 for streams).
+func HTTPClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		DialContext:         func(ctx context.Context, _, addr string) (net.Conn, error) { return Dial(ctx, addr) },
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// URL is the base URL of an API address ("10.99.0.11:7400").
+func URL(addr string) string { return Scheme + "://" + addr }
+
+// Serve runs an HTTP server on a listener until it is shut down.
+func Serve(srv *http.Server, l net.Listener) error {
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// streamLayer carries Raft's connections over our listener and dialer.
+type streamLayer struct {
+	net.Listener
+	advertise net.Addr
+}
+
+// Dial opens a Raft connection to another manager.
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return Dial(ctx, string(addr))
+}
+
+// Addr is the address other managers reach this one's Raft at.
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+// RaftTransport listens for Raft on bind and tells peers to reach it at
+// advertise.
+func RaftTransport(bind, advertise string, logOutput io.Writer) (*raft.NetworkTransport, error) {
+	adv, err := net.ResolveTCPAddr("tcp", advertise)
+	if err != nil {
+		return nil, fmt.Errorf("raft address %s: %w", advertise, err)
+	}
+	l, err := Listen(bind)
+	if err != nil {
+		return nil, err
+	}
+	// 3 pooled connections per peer, 10 s I/O timeout: Raft's defaults.
+	return raft.NewNetworkTransport(&streamLayer{Listener: l, advertise: adv}, 3, 10*time.Second, logOutput), nil
+}
