@@ -43,9 +43,10 @@ test-e2e:
 lab: build images
 	$(BIN) lab up
 
-## bench: lab up/down times against a one-host baseline
+## bench: lab up/down times; control plane writes, reads and failover
 bench: build images
 	$(GO) run ./bench/labtime -bin $(BIN)
+	$(GO) run ./bench/raftbench -bin $(BIN)
 
 clean:
 	rm -rf bin build
