@@ -32,7 +32,7 @@ func TestControlPlane(t *testing.T) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	c.must("lab", "up", "--hosts", "4", "--images", "")
+	c.must("lab", "up", "--hosts", "4", "--images", images)
 	ctxFile, err := contextfile.Load(c.context)
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +75,26 @@ func TestControlPlane(t *testing.T) {
 				t.Errorf("host %+v", h)
 			}
 		}
+	})
+
+	t.Run("agents report containers", func(t *testing.T) {
+		d := dockerAt(t, "tcp://"+addrOf["host4"]+":2375")
+		startKV(t, d)
+		client := api.NewClient(ctxFile.Servers)
+		eventually(t, 10*time.Second, "host4's kvdb container in the store", func() error {
+			resp, err := client.Hosts(context.Background(), false)
+			if err != nil {
+				return err
+			}
+			for _, h := range resp.Hosts {
+				for _, ctr := range h.Containers {
+					if h.Name == "host4" && ctr.Name == "e2e-kvdb" && ctr.State == "running" && ctr.Image == "sample/kvdb:latest" {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("not reported yet")
+		})
 	})
 
 	t.Run("leader stops during writes", func(t *testing.T) {
