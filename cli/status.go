@@ -10,6 +10,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// outputClient checks the output format, then builds a client for this
+// invocation's managers: bad flags fail before any connection is made.
+func (g *globals) outputClient(output string) (*api.Client, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	return g.apiClient()
+}
+
 // apiClient builds a client for this invocation's managers.
 func (g *globals) apiClient() (*api.Client, error) {
 	servers, err := g.servers()
@@ -27,10 +36,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Example: "  clusterctl status -o json | jq -r .leader",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := g.apiClient()
+			c, err := g.outputClient(output)
 			if err != nil {
 				return err
 			}
@@ -67,10 +73,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Example: "  clusterctl events\n  clusterctl events --index 120 -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := g.apiClient()
+			c, err := g.outputClient(output)
 			if err != nil {
 				return err
 			}

@@ -8,10 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"time"
+
+	"github.com/clusterctl/clusterctl/bench/internal/benchcli"
 )
 
 func main() {
@@ -29,24 +28,24 @@ func main() {
 type sample struct{ up, down time.Duration }
 
 func run(bin string, runs, hosts int) error {
-	ctxFile := filepath.Join(os.TempDir(), "labtime-context.json")
+	cli := benchcli.New(bin, "labtime")
 	measure := func(n int) (sample, error) {
 		var ups, downs []time.Duration
 		for range runs {
-			up, err := timed(bin, ctxFile, "lab", "up", "--hosts", fmt.Sprint(n))
+			up, err := cli.Timed("lab", "up", "--hosts", fmt.Sprint(n))
 			if err != nil {
 				return sample{}, err
 			}
-			down, err := timed(bin, ctxFile, "lab", "down")
+			down, err := cli.Timed("lab", "down")
 			if err != nil {
 				return sample{}, err
 			}
 			ups, downs = append(ups, up), append(downs, down)
 		}
-		return sample{up: median(ups), down: median(downs)}, nil
+		return sample{up: benchcli.Percentile(ups, 50), down: benchcli.Percentile(downs, 50)}, nil
 	}
 	// Start from a clean machine; an earlier lab would distort the first run.
-	if _, err := timed(bin, ctxFile, "lab", "down"); err != nil {
+	if _, err := cli.Timed("lab", "down"); err != nil {
 		return err
 	}
 	base, err := measure(1)
@@ -67,22 +66,6 @@ func run(bin string, runs, hosts int) error {
 	}
 	fmt.Printf("\ntarget: lab up --hosts %d under %s: %s (%.2fs)\n", hosts, target, verdict, lab.up.Seconds())
 	return nil
-}
-
-// timed runs one clusterctl command and returns its wall time.
-func timed(bin, ctxFile string, args ...string) (time.Duration, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "CLUSTERCTL_CONTEXT="+ctxFile)
-	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("%s %v: %w: %s", bin, args, err, out)
-	}
-	return time.Since(start), nil
-}
-
-func median(d []time.Duration) time.Duration {
-	slices.Sort(d)
-	return d[len(d)/2]
 }
 
 func ratio(a, b time.Duration) float64 { return a.Seconds() / b.Seconds() }

@@ -12,14 +12,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/bench/internal/benchcli"
 	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/store"
 )
@@ -32,9 +30,9 @@ func main() {
 	batch := flag.Int("batch", 10, "commands per batched write")
 	kills := flag.Int("kills", 10, "leader kills for the failover measurement")
 	flag.Parse()
-	b := &bench{bin: *bin, ctxFile: filepath.Join(os.TempDir(), "raftbench-context.json")}
+	b := &bench{cli: benchcli.New(*bin, "raftbench")}
 	err := b.run(*ops, *conc, *dur, *batch, *kills)
-	if _, derr := b.cli("lab", "down"); derr != nil && err == nil {
+	if _, derr := b.cli.Run("lab", "down"); derr != nil && err == nil {
 		err = derr
 	}
 	if err != nil {
@@ -44,29 +42,19 @@ func main() {
 }
 
 type bench struct {
-	bin, ctxFile string
-	servers      []string
-	addrOf       map[string]string // host name -> API address
-}
-
-func (b *bench) cli(args ...string) (string, error) {
-	cmd := exec.Command(b.bin, args...)
-	cmd.Env = append(os.Environ(), "CLUSTERCTL_CONTEXT="+b.ctxFile)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("clusterctl %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	cli     benchcli.CLI
+	servers []string
+	addrOf  map[string]string // host name -> API address
 }
 
 func (b *bench) run(ops, conc int, dur time.Duration, batch, kills int) error {
-	if _, err := b.cli("lab", "down"); err != nil {
+	if _, err := b.cli.Run("lab", "down"); err != nil {
 		return err
 	}
-	if _, err := b.cli("lab", "up", "--hosts", "3", "--images", ""); err != nil {
+	if _, err := b.cli.Run("lab", "up", "--hosts", "3", "--images", ""); err != nil {
 		return err
 	}
-	c, err := contextfile.Load(b.ctxFile)
+	c, err := contextfile.Load(b.cli.Context)
 	if err != nil {
 		return err
 	}
@@ -97,7 +85,7 @@ func (b *bench) run(ops, conc int, dur time.Duration, batch, kills int) error {
 
 	fmt.Printf("| measurement | p50 | p99 | baseline p50 (API round trip) | p50 ratio |\n|---|---|---|---|---|\n")
 	row := func(name string, l []time.Duration) {
-		fmt.Printf("| %s | %s | %s | %s | %.1fx |\n", name, ms(pct(l, 50)), ms(pct(l, 99)), ms(pct(base, 50)), ratio(pct(l, 50), pct(base, 50)))
+		fmt.Printf("| %s | %s | %s | %s | %.1fx |\n", name, ms(benchcli.Percentile(l, 50)), ms(benchcli.Percentile(l, 99)), ms(benchcli.Percentile(base, 50)), ratio(benchcli.Percentile(l, 50), benchcli.Percentile(base, 50)))
 	}
 	row("API round trip, no log (baseline)", base)
 	row("write, 1 command per entry", single)
@@ -107,9 +95,9 @@ func (b *bench) run(ops, conc int, dur time.Duration, batch, kills int) error {
 	fmt.Printf("| single writes | %.0f |\n| batched writes (%d per entry) | %.0f |\n", singleRate, batch, batchRate)
 	hb := 500 * time.Millisecond
 	fmt.Printf("\n| leader failover over %d kills | p50 | max | ratio p50 / heartbeat timeout (%s) |\n|---|---|---|---|\n", kills, hb)
-	fmt.Printf("| host of the leader stopped -> a survivor leads and answers | %s | %s | %.1fx |\n", ms(pct(fail, 50)), ms(slices.Max(fail)), ratio(pct(fail, 50), hb))
+	fmt.Printf("| host of the leader stopped -> a survivor leads and answers | %s | %s | %.1fx |\n", ms(benchcli.Percentile(fail, 50)), ms(slices.Max(fail)), ratio(benchcli.Percentile(fail, 50), hb))
 	fmt.Printf("\ntargets: p99 single write < 20ms: %s; failover p50 < 2s: %s; max < 3s: %s\n",
-		verdict(pct(single, 99) < 20*time.Millisecond), verdict(pct(fail, 50) < 2*time.Second), verdict(slices.Max(fail) < 3*time.Second))
+		verdict(benchcli.Percentile(single, 99) < 20*time.Millisecond), verdict(benchcli.Percentile(fail, 50) < 2*time.Second), verdict(slices.Max(fail) < 3*time.Second))
 	return nil
 }
 
@@ -126,7 +114,7 @@ func vars(i, n int) []store.Var {
 func (b *bench) leaderAPI() (string, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if out, err := b.cli("status", "-o", "json"); err == nil {
+		if out, err := b.cli.Run("status", "-o", "json"); err == nil {
 			var st api.Status
 			if json.Unmarshal([]byte(out), &st) == nil && st.Leader != "" && healthy(st) {
 				return b.addrOf[st.Leader], nil
@@ -166,7 +154,7 @@ func (b *bench) failovers(n int) ([]time.Duration, error) {
 				survivors = append(survivors, addr)
 			}
 		}
-		if _, err := b.cli("lab", "stop", leader); err != nil {
+		if _, err := b.cli.Run("lab", "stop", leader); err != nil {
 			return nil, err
 		}
 		start := time.Now()
@@ -174,7 +162,7 @@ func (b *bench) failovers(n int) ([]time.Duration, error) {
 			return nil, err
 		}
 		out = append(out, time.Since(start))
-		if _, err := b.cli("lab", "start", leader); err != nil {
+		if _, err := b.cli.Run("lab", "start", leader); err != nil {
 			return nil, err
 		}
 	}
@@ -236,12 +224,6 @@ func throughput(conc int, d time.Duration, op func(worker, i int) error) float64
 	}
 	wg.Wait()
 	return float64(total) / d.Seconds()
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[min(len(s)-1, len(s)*p/100)]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }

@@ -1,0 +1,49 @@
+// Package benchcli is what the benchmark programs share: running the
+// clusterctl binary with a context file of their own, and percentiles.
+package benchcli
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// CLI runs one clusterctl binary against one context file.
+type CLI struct {
+	Bin     string
+	Context string
+}
+
+// New returns a CLI whose context file is private to the named benchmark.
+func New(bin, name string) CLI {
+	return CLI{Bin: bin, Context: filepath.Join(os.TempDir(), name+"-context.json")}
+}
+
+// Run runs clusterctl and returns its output, or an error carrying it.
+func (c CLI) Run(args ...string) (string, error) {
+	cmd := exec.Command(c.Bin, args...)
+	cmd.Env = append(os.Environ(), "CLUSTERCTL_CONTEXT="+c.Context)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("clusterctl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// Timed runs clusterctl and returns its wall time.
+func (c CLI) Timed(args ...string) (time.Duration, error) {
+	start := time.Now()
+	_, err := c.Run(args...)
+	return time.Since(start), err
+}
+
+// Percentile is the p-th percentile of durations (p in 0..100).
+func Percentile(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
