@@ -179,8 +179,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no host %q: register it first", name))
 		return
 	}
-	now := time.Now().UTC()
-	s.hb.touch(name, now)
+	at := time.Now() // monotonic: a wall-clock step must not expire hosts
+	s.hb.touch(name, at)
+	now := at.UTC()
 	changed := !sameContainers(host.Containers, hb.Containers)
 	if !changed && host.State == store.HostUp && now.Sub(host.LastHeartbeat) < persistEvery {
 		writeJSON(w, http.StatusOK, api.WriteResponse{Index: host.ModifyIndex})

@@ -46,12 +46,17 @@ func (s *Server) watchLeadership() {
 // registers itself, then watches the hosts' heartbeats until it loses
 // leadership.
 func (s *Server) lead(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := s.raft.Barrier(applyTimeout).Error(); err != nil {
-			s.cfg.Log.Warn("leader barrier", "err", err)
-			continue
+	for {
+		err := s.raft.Barrier(applyTimeout).Error()
+		if err == nil {
+			break
 		}
-		break
+		s.cfg.Log.Warn("leader barrier", "err", err)
+		select {
+		case <-ctx.Done():
+			return // leadership lost before this leader was ready
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	s.cfg.Log.Info("leading", "term", s.raft.CurrentTerm())
 	if s.store.View().ClusterID() == "" {
