@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -59,6 +60,14 @@ func IsNotFound(err error) bool {
 
 // do sends one request, retrying on other managers, and decodes the answer
 // into out (if not nil).
+//
+// A read is retried whatever went wrong. A write is retried only when it
+// certainly did not take effect: the manager could not be reached, or it
+// answered 503 (no leader, not the leader: nothing was appended). A write
+// whose outcome is unknown (the connection broke after it was sent, the
+// leader lost leadership while committing it) is returned as an error: a
+// retry could apply it a second time, after someone else's write, which is
+// not linearizable.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if len(c.servers) == 0 {
 		return errors.New("no managers to talk to: pass --servers or use a context file with servers")
@@ -70,6 +79,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return fmt.Errorf("encode request: %w", err)
 		}
 	}
+	idempotent := method == http.MethodGet
 	var lastErr error
 	op := func() error {
 		server := c.pick()
@@ -77,10 +87,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if err != nil {
 			lastErr = err
 			c.next(server)
+			if !idempotent && !isDialError(err) {
+				return backoff.Permanent(fmt.Errorf("%s: outcome unknown: %w", server, err))
+			}
 			return err
 		}
 		defer resp.Body.Close()
-		return c.decode(resp, server, out, &lastErr)
+		return c.decode(resp, server, out, idempotent, &lastErr)
 	}
 	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond), backoff.WithMaxInterval(500*time.Millisecond), backoff.WithMaxElapsedTime(15*time.Second))
 	if err := backoff.Retry(op, backoff.WithContext(b, ctx)); err != nil {
@@ -92,12 +105,22 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// decode reads an answer: success into out, 4xx as a permanent error, 5xx
-// as a reason to try another manager.
-func (c *Client) decode(resp *http.Response, server string, out any, lastErr *error) error {
+// isDialError says the request never left: the connection was not made.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// decode reads an answer: success into out, 4xx as a permanent error, 503
+// as a reason to try another manager, any other 5xx too for a read; for a
+// write it means the outcome is unknown.
+func (c *Client) decode(resp *http.Response, server string, out any, idempotent bool, lastErr *error) error {
 	if resp.StatusCode >= 500 {
 		*lastErr = fmt.Errorf("%s: %s", server, readError(resp))
 		c.next(server)
+		if resp.StatusCode != http.StatusServiceUnavailable && !idempotent {
+			return backoff.Permanent(fmt.Errorf("outcome unknown: %w", *lastErr))
+		}
 		return *lastErr
 	}
 	if resp.StatusCode >= 400 {

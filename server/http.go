@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -104,7 +105,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = transport.HTTPClient(0).Transport
 	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("forward to leader at %s: %w", addr, err))
+		// Not delivered (503, safe to retry) or broken after delivery (502:
+		// a write's outcome is unknown).
+		code := http.StatusBadGateway
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			code = http.StatusServiceUnavailable
+		}
+		writeError(w, code, fmt.Errorf("forward to leader at %s: %w", addr, err))
 	}
 	r.Header.Set(forwardedHeader, s.cfg.Name)
 	proxy.ServeHTTP(w, r)
@@ -124,12 +132,18 @@ func (s *Server) leaderAPI() (string, error) {
 }
 
 // writeErrorFor answers a failed write: a refusal by the store is the
-// client's problem (400, 404 or 409), anything else (lost leadership, a
-// timeout) is worth retrying elsewhere (503).
+// client's problem (400, 404 or 409); a write never appended is 503 (retry
+// elsewhere); a write that may or may not commit is 500.
 func writeErrorFor(w http.ResponseWriter, err error) {
 	var refused *refusedError
 	if !errors.As(err, &refused) {
-		writeError(w, http.StatusServiceUnavailable, err)
+		// Nothing appended: retry elsewhere. Otherwise the entry may still
+		// commit under the next leader: the outcome is unknown (500).
+		code := http.StatusInternalServerError
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			code = http.StatusServiceUnavailable
+		}
+		writeError(w, code, err)
 		return
 	}
 	code := http.StatusConflict
