@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -38,9 +37,9 @@ type Client struct {
 
 // NewClient returns a client for the managers at the given API addresses.
 func NewClient(servers []string) *Client {
-	probe := transport.HTTPClient(requestTimeout)
-	probe.Transport.(*http.Transport).DisableKeepAlives = true
-	return &Client{servers: servers, http: transport.HTTPClient(requestTimeout), stream: transport.HTTPClient(0), probe: probe}
+	probe := transport.RoundTripper()
+	probe.DisableKeepAlives = true
+	return &Client{servers: servers, http: transport.HTTPClient(requestTimeout), stream: transport.HTTPClient(0), probe: &http.Client{Transport: probe, Timeout: requestTimeout}}
 }
 
 // StatusError is an answer the manager gave on purpose (4xx): retrying
@@ -87,7 +86,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if err != nil {
 			lastErr = err
 			c.next(server)
-			if !idempotent && !isDialError(err) {
+			if !idempotent && !transport.NeverSent(err) {
 				return backoff.Permanent(fmt.Errorf("%s: outcome unknown: %w", server, err))
 			}
 			return err
@@ -103,12 +102,6 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	return nil
-}
-
-// isDialError says the request never left: the connection was not made.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // decode reads an answer: success into out, 4xx as a permanent error, 503

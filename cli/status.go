@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/store"
@@ -94,17 +92,4 @@ func newEventsCmd(g *globals) *cobra.Command {
 	cmd.Flags().Uint64Var(&index, "index", 0, "start after this index (0: the events still kept)")
 	outputFlag(cmd, &output)
 	return cmd
-}
-
-// labels formats labels as k=v,k=v in key order.
-func labels(m map[string]string) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	parts := make([]string, 0, len(m))
-	for k, v := range m {
-		parts = append(parts, k+"="+v)
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, ",")
 }

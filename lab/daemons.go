@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
@@ -72,20 +70,8 @@ func spawn(l Layout, cgRoot, host, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
+	cmd, err := startSelf(filepath.Join(l.hostDataDir(host), name+".log"), 0, hostNamespaces(pid), args)
 	if err != nil {
-		return fmt.Errorf("find clusterctl binary: %w", err)
-	}
-	logFile, err := os.OpenFile(filepath.Join(l.hostDataDir(host), name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open %s log of %s: %w", name, host, err)
-	}
-	defer logFile.Close()
-	nsArgs := []string{"-t", strconv.Itoa(pid), "-m", "-n", "-u", "--", self}
-	cmd := exec.Command("nsenter", append(nsArgs, args...)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s on %s: %w", name, host, err)
 	}
 	// nsenter execs clusterctl in place, so this pid is the daemon's.

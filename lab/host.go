@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,22 +47,10 @@ func bootDockerd(ctx context.Context, l Layout, cgroupRoot string, h HostState, 
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
+	// nsenter itself starts in new mount and UTS namespaces: the host's own.
+	cmd, err := startSelf(l.dockerdLog(h.Name), unix.CLONE_NEWNS|unix.CLONE_NEWUTS,
+		[]string{"--net=" + nsPath(h.Name)}, append(slices.Clone(BootArgs), spec))
 	if err != nil {
-		return fmt.Errorf("find clusterctl binary: %w", err)
-	}
-	logFile, err := os.OpenFile(l.dockerdLog(h.Name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open dockerd log of %s: %w", h.Name, err)
-	}
-	defer logFile.Close()
-	args := append([]string{"--net=" + nsPath(h.Name), "--", self}, BootArgs...)
-	cmd := exec.Command("nsenter", append(args, spec)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// New mount and UTS namespaces for the host; its own session so that
-	// signals to clusterctl's terminal do not reach it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWUTS, Setsid: true}
-	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start dockerd on %s: %w", h.Name, err)
 	}
 	exited := make(chan error, 1)
@@ -135,6 +124,35 @@ func writeBootFiles(l Layout, cgroupRoot string, h HostState, storageDriver stri
 		return "", fmt.Errorf("boot spec of %s: %w", h.Name, err)
 	}
 	return specPath, nil
+}
+
+// startSelf starts `nsenter NSARGS -- clusterctl ARGS...` in its own
+// session (signals to this terminal do not reach it), with its output
+// appended to logPath. The process outlives this one: it is part of a host.
+func startSelf(logPath string, cloneflags uintptr, nsArgs, args []string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find clusterctl binary: %w", err)
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	defer logFile.Close()
+	argv := append(append(slices.Clone(nsArgs), "--", self), args...)
+	cmd := exec.Command("nsenter", argv...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneflags, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// hostNamespaces are nsenter's flags to enter a running host's network,
+// mount and UTS namespaces, through its dockerd.
+func hostNamespaces(dockerdPID int) []string {
+	return []string{"-t", strconv.Itoa(dockerdPID), "-m", "-n", "-u"}
 }
 
 // dockerdPID reads a running host's dockerd pid from its pid file.

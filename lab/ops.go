@@ -206,7 +206,7 @@ func (lab *Lab) Exec(name string, argv []string) error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"-t", strconv.Itoa(pid), "-m", "-n", "-u", "--"}, argv...)
+	args := append(append(hostNamespaces(pid), "--"), argv...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {

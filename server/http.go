@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -71,7 +70,7 @@ func (s *Server) read(h http.HandlerFunc) http.HandlerFunc {
 			s.forward(w, r)
 			return
 		}
-		if err := s.readBarrier(r); err != nil {
+		if err := s.readBarrier(); err != nil {
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("linearizable read: %w", err))
 			return
 		}
@@ -86,7 +85,7 @@ func (s *Server) read(h http.HandlerFunc) http.HandlerFunc {
 // that index may belong to an entry the store never sees, a no-op or a
 // configuration change, and waiting for it could block until the next
 // write.) Raft batches concurrent barriers and writes into one disk write.
-func (s *Server) readBarrier(r *http.Request) error {
+func (s *Server) readBarrier() error {
 	return s.raft.Barrier(applyTimeout).Error()
 }
 
@@ -103,13 +102,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	target, _ := url.Parse(transport.URL(addr))
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = transport.HTTPClient(0).Transport
+	proxy.Transport = s.forwarder
 	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
 		// Not delivered (503, safe to retry) or broken after delivery (502:
 		// a write's outcome is unknown).
 		code := http.StatusBadGateway
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		if transport.NeverSent(err) {
 			code = http.StatusServiceUnavailable
 		}
 		writeError(w, code, fmt.Errorf("forward to leader at %s: %w", addr, err))

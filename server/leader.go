@@ -72,10 +72,15 @@ func (s *Server) lead(ctx context.Context) {
 	s.monitorHosts(ctx)
 }
 
+// me is this manager as the store records it.
+func (s *Server) me() store.Server {
+	return store.Server{Name: s.cfg.Name, RaftAddr: s.cfg.RaftAddr(), APIAddr: s.cfg.APIAddr()}
+}
+
 // registerSelf records this manager's addresses in the store, so that the
 // others can forward requests to it.
 func (s *Server) registerSelf() {
-	me := store.Server{Name: s.cfg.Name, RaftAddr: s.cfg.RaftAddr(), APIAddr: s.cfg.APIAddr()}
+	me := s.me()
 	if have, ok := s.store.View().Server(s.cfg.Name); ok && have == me {
 		return
 	}
@@ -91,7 +96,7 @@ func (s *Server) keepRegistered(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		v := s.store.View()
-		me := store.Server{Name: s.cfg.Name, RaftAddr: s.cfg.RaftAddr(), APIAddr: s.cfg.APIAddr()}
+		me := s.me()
 		have, ok := v.Server(s.cfg.Name)
 		if ok && have == me && s.rememberCluster(v.ClusterID()) {
 			return

@@ -31,7 +31,10 @@ type Server struct {
 	apiL   net.Listener
 	http   *http.Server
 	client *api.Client // to other managers
-	hb     *heartbeats
+	// forwarder carries requests forwarded to the leader, reusing its
+	// connections across requests.
+	forwarder http.RoundTripper
+	hb        *heartbeats
 	// hasState says the data dir held Raft state at start: this manager
 	// was part of a cluster already.
 	hasState bool
@@ -62,7 +65,7 @@ func Start(cfg Config) (*Server, error) {
 	if err := checkIdentity(cfg, id); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{})}
+	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}), forwarder: transport.RoundTripper()}
 	// Before Raft opens the data dir (and may start an election with it):
 	// a data dir of one cluster among the managers of another is refused.
 	if err := s.checkPeersCluster(); err != nil {
@@ -175,9 +178,6 @@ func (s *Server) goRun(fn func()) {
 		fn()
 	}()
 }
-
-// Store is the manager's replica of the cluster state.
-func (s *Server) Store() *store.Store { return s.store }
 
 // Raft is the manager's Raft node.
 func (s *Server) Raft() *raft.Raft { return s.raft }

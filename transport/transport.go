@@ -37,15 +37,27 @@ func Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
-// HTTPClient is the client for the managers' API, with a timeout for a
-// whole request (0 for streams).
-func HTTPClient(timeout time.Duration) *http.Client {
-	tr := &http.Transport{
+// RoundTripper carries HTTP requests to the managers' API. Share one per
+// process part: it keeps the connections for reuse.
+func RoundTripper() *http.Transport {
+	return &http.Transport{
 		DialContext:         func(ctx context.Context, _, addr string) (net.Conn, error) { return Dial(ctx, addr) },
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// HTTPClient is a client for the managers' API, with a timeout for a whole
+// request (0 for streams).
+func HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: RoundTripper(), Timeout: timeout}
+}
+
+// NeverSent says a request failed before reaching the other side (the
+// connection was not made), so retrying it cannot apply it twice.
+func NeverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // URL is the base URL of an API address ("10.99.0.11:7400").
