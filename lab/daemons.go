@@ -83,8 +83,8 @@ func spawn(l Layout, cgRoot, host, name string, args []string) error {
 	return nil
 }
 
-// waitControlPlane waits until the managers have a leader and every
-// running host's agent has registered and is up.
+// waitControlPlane waits until the managers have a leader and have all
+// registered, and every running host's agent has registered and is up.
 func (lab *Lab) waitControlPlane(ctx context.Context, st *State) error {
 	ctx, cancel := context.WithTimeout(ctx, controlPlaneTimeout)
 	defer cancel()
@@ -98,7 +98,7 @@ func (lab *Lab) waitControlPlane(ctx context.Context, st *State) error {
 	var last string
 	for {
 		status, err := c.Status(ctx)
-		if err == nil && status.Leader != "" {
+		if err == nil && status.Leader != "" && allRegistered(status, st.Managers) {
 			up, err := upHosts(ctx, c)
 			if err == nil && up >= want {
 				lab.say("control plane: leader %s, %d managers, %d hosts up", status.Leader, len(status.Servers), up)
@@ -114,6 +114,18 @@ func (lab *Lab) waitControlPlane(ctx context.Context, st *State) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// allRegistered says whether every manager has recorded its API address,
+// so that `clusterctl status` right after `lab up` shows all of them.
+func allRegistered(status *api.Status, managers int) bool {
+	n := 0
+	for _, s := range status.Servers {
+		if s.API != "" {
+			n++
+		}
+	}
+	return n == managers
 }
 
 // upHosts counts the hosts the store has as up.
