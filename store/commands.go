@@ -38,6 +38,7 @@ const (
 	CmdDeleteMove                            // NameRef (move ID): forget a move
 	CmdBatch                                 // Batch: several commands, all or nothing
 	CmdDeleteHost                            // NameRef (host name): forget a host
+	CmdCheck                                 // Check: refuse (a batch) unless the state is as expected
 )
 
 // commandNames names each command type for logs and panics.
@@ -66,6 +67,7 @@ var commandNames = map[CommandType]string{
 	CmdDeleteMove:     "delete-move",
 	CmdBatch:          "batch",
 	CmdDeleteHost:     "delete-host",
+	CmdCheck:          "check",
 }
 
 // String names the command type for logs and errors; an unknown type reads
@@ -103,6 +105,22 @@ type HostHeartbeat struct {
 type SetHostState struct {
 	Names []string  `json:"names"`
 	State HostState `json:"state"`
+}
+
+// Check is the payload of CmdCheck: preconditions that make the batch it
+// opens all-or-nothing against concurrent changes. The leader plans from a
+// view, then commits [Check, puts...]: if anything the plan relied on
+// changed meanwhile, the batch is refused with ErrConflict and the leader
+// plans again (optimistic concurrency, as Nomad's plan applier).
+type Check struct {
+	// Tasks maps task IDs to the ModifyIndex they must still have; 0 means
+	// the task must not exist.
+	Tasks map[string]uint64 `json:"tasks,omitempty"`
+	// Services maps "app/name" to the ModifyIndex the service must have;
+	// 0 means it must not exist.
+	Services map[string]uint64 `json:"services,omitempty"`
+	// HostsUp must all exist and be up.
+	HostsUp []string `json:"hosts_up,omitempty"`
 }
 
 // Batch is the payload of CmdBatch: several encoded commands (each from

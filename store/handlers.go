@@ -50,6 +50,7 @@ func (s *Store) dispatchTable() map[CommandType]handler {
 		CmdPutMove:        putHandler(moveKind),
 		CmdDeleteMove:     deleteHandler(moveKind),
 		CmdBatch:          typed(s.applyBatch),
+		CmdCheck:          typed(applyCheck),
 	}
 }
 
@@ -287,6 +288,57 @@ func (s *Store) applyBatch(txn *memdb.Txn, e entry, p *Batch) ([]Event, error) {
 		events = append(events, evs...)
 	}
 	return events, nil
+}
+
+// applyCheck refuses with ErrConflict unless every precondition holds; it
+// changes nothing.
+func applyCheck(txn *memdb.Txn, _ entry, p *Check) ([]Event, error) {
+	for id, want := range p.Tasks {
+		t, err := lookup[Task](txn, tableTasks, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := expectIndex("task "+id, t, want, func(t *Task) uint64 { return t.ModifyIndex }); err != nil {
+			return nil, err
+		}
+	}
+	for key, want := range p.Services {
+		args, err := twoArgs(key)
+		if err != nil {
+			return nil, fmt.Errorf("check service: %w", err)
+		}
+		s, err := lookup[Service](txn, tableServices, args...)
+		if err != nil {
+			return nil, err
+		}
+		if err := expectIndex("service "+key, s, want, func(s *Service) uint64 { return s.ModifyIndex }); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range p.HostsUp {
+		h, err := lookup[Host](txn, tableHosts, name)
+		if err != nil {
+			return nil, err
+		}
+		if h == nil || h.State != HostUp {
+			return nil, fmt.Errorf("check: host %s is not up: %w", name, ErrConflict)
+		}
+	}
+	return nil, nil
+}
+
+// expectIndex checks that obj (nil if absent) has the ModifyIndex want, 0
+// meaning absent.
+func expectIndex[T any](what string, obj *T, want uint64, index func(*T) uint64) error {
+	switch {
+	case obj == nil && want == 0:
+		return nil
+	case obj == nil:
+		return fmt.Errorf("check: %s is gone: %w", what, ErrConflict)
+	case index(obj) != want:
+		return fmt.Errorf("check: %s changed (index %d, expected %d): %w", what, index(obj), want, ErrConflict)
+	}
+	return nil
 }
 
 // firstSet returns the first non-zero time of ts, or the zero time.

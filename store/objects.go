@@ -35,6 +35,12 @@ type Container struct {
 	Image  string            `json:"image"`
 	State  string            `json:"state"`
 	Labels map[string]string `json:"labels"`
+	// Health is "healthy", "unhealthy", "starting", or "" without a
+	// healthcheck, so managers can wait for service_healthy dependencies.
+	Health string `json:"health,omitempty"`
+	// ExitCode is the exit code of an exited container, for restart
+	// policies and service_completed_successfully.
+	ExitCode int `json:"exit_code,omitempty"`
 }
 
 // Host is a Docker host that runs an agent and takes tasks.
@@ -57,36 +63,68 @@ type Host struct {
 
 // App is a deployed Compose application, the unit users create and remove.
 type App struct {
-	Name        string    `json:"name"`
-	Compose     string    `json:"compose"`
-	Created     time.Time `json:"created"`
-	ModifyIndex uint64    `json:"modify_index"`
+	Name    string    `json:"name"`
+	Compose string    `json:"compose"`
+	Created time.Time `json:"created"`
+	// Spec is the app as deployed (a spec.App as JSON): its networks,
+	// volumes and service order; each service's own spec is in Service.
+	Spec json.RawMessage `json:"spec,omitempty"`
+	// Removing is set by `down`: the reconciler removes the app's
+	// containers (and its volumes if RemoveVolumes), then the app.
+	Removing      bool   `json:"removing,omitempty"`
+	RemoveVolumes bool   `json:"remove_volumes,omitempty"`
+	ModifyIndex   uint64 `json:"modify_index"`
 }
 
 // Service is one service of an App, with its spec as decided by the
 // scheduler; its key is App/Name.
 type Service struct {
-	App         string          `json:"app"`
-	Name        string          `json:"name"`
-	Spec        json.RawMessage `json:"spec"`
-	ModifyIndex uint64          `json:"modify_index"`
+	App  string          `json:"app"`
+	Name string          `json:"name"`
+	Spec json.RawMessage `json:"spec"`
+	// Version identifies Spec (a hash): a task whose Version differs runs
+	// an older spec and is replaced by a rolling update.
+	Version     string `json:"version"`
+	Replicas    int    `json:"replicas"`
+	ModifyIndex uint64 `json:"modify_index"`
 }
 
 // Task is one replica (slot) of a service: where it should run and where and
 // how it actually runs.
 type Task struct {
-	ID            string   `json:"id"`
-	App           string   `json:"app"`
-	Service       string   `json:"service"`
-	Slot          int      `json:"slot"`
-	DesiredState  string   `json:"desired_state"`
-	DesiredHost   string   `json:"desired_host"`
-	ObservedState string   `json:"observed_state"`
-	Host          string   `json:"host"`
+	ID           string `json:"id"`
+	App          string `json:"app"`
+	Service      string `json:"service"`
+	Slot         int    `json:"slot"`
+	DesiredState string `json:"desired_state"` // TaskRunning or TaskShutdown
+	DesiredHost  string `json:"desired_host"`  // "" until placed
+	// Version is the service spec version the task should run; the
+	// container's label says which it does run.
+	Version       string   `json:"version"`
+	ObservedState string   `json:"observed_state"` // see the Task* states
+	Host          string   `json:"host"`           // where its container is
 	ContainerID   string   `json:"container_id"`
 	IPs           []string `json:"ips"`
-	ModifyIndex   uint64   `json:"modify_index"`
+	Health        string   `json:"health,omitempty"`
+	ExitCode      int      `json:"exit_code,omitempty"`
+	Restarts      int      `json:"restarts,omitempty"`
+	// Message says why the task is not running as desired ("waiting for
+	// db", "no host fits: ..."), in one line for `clusterctl ps`.
+	Message     string    `json:"message,omitempty"`
+	Updated     time.Time `json:"updated"`
+	ModifyIndex uint64    `json:"modify_index"`
 }
+
+// Task states: desired states are TaskRunning and TaskShutdown; observed
+// states are all of them.
+const (
+	TaskPending  = "pending"  // not placed, or waiting for its dependencies
+	TaskCreated  = "created"  // its container exists, not started
+	TaskRunning  = "running"  // its container runs
+	TaskExited   = "exited"   // its container stopped
+	TaskShutdown = "shutdown" // to be removed (desired) / removed (observed)
+	TaskLost     = "lost"     // its host is down
+)
 
 // Volume is a cluster volume: which host owns its data, under which lease
 // generation (a fence against stale owners) and on which backend.
@@ -164,7 +202,8 @@ func cloneContainers(cs []Container) []Container {
 func containersEqual(a, b []Container) bool {
 	return slices.EqualFunc(a, b, func(x, y Container) bool {
 		return x.ID == y.ID && x.Name == y.Name && x.Image == y.Image &&
-			x.State == y.State && maps.Equal(x.Labels, y.Labels)
+			x.State == y.State && x.Health == y.Health && x.ExitCode == y.ExitCode &&
+			maps.Equal(x.Labels, y.Labels)
 	})
 }
 
@@ -172,6 +211,12 @@ func containersEqual(a, b []Container) bool {
 func cloneService(s Service) Service {
 	s.Spec = bytes.Clone(s.Spec)
 	return s
+}
+
+// cloneApp returns a deep copy of a.
+func cloneApp(a App) App {
+	a.Spec = bytes.Clone(a.Spec)
+	return a
 }
 
 // cloneTask returns a deep copy of t.

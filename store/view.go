@@ -47,10 +47,10 @@ func (v *View) Vars(prefix string) []Var {
 }
 
 // Apps returns the apps, by name.
-func (v *View) Apps() []App { return list(v, tableApps, indexID, same[App]) }
+func (v *View) Apps() []App { return list(v, tableApps, indexID, cloneApp) }
 
 // App returns the app of that name.
-func (v *View) App(name string) (App, bool) { return get(v, tableApps, same[App], name) }
+func (v *View) App(name string) (App, bool) { return get(v, tableApps, cloneApp, name) }
 
 // Services returns the services of an app ("" for all apps), by app and name.
 func (v *View) Services(app string) []Service {
