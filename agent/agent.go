@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,7 +144,39 @@ func (a *Agent) containers(ctx context.Context) ([]store.Container, error) {
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
-		out = append(out, store.Container{ID: c.ID, Name: name, Image: c.Image, State: c.State, Labels: c.Labels})
+		out = append(out, store.Container{ID: c.ID, Name: name, Image: c.Image, State: c.State, Labels: c.Labels,
+			Health: healthOf(c.Status), ExitCode: exitCodeOf(c.Status)})
 	}
 	return out, nil
+}
+
+// exitedStatus matches Docker's status line of a stopped container,
+// "Exited (137) 5 seconds ago".
+var exitedStatus = regexp.MustCompile(`^Exited \((-?\d+)\)`)
+
+// exitCodeOf reads the exit code from a container's status line; 0 when
+// it has not exited. The list call has it; inspecting each container on
+// every beat would cost a request per container.
+func exitCodeOf(status string) int {
+	m := exitedStatus.FindStringSubmatch(status)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// healthOf reads the health from a container's status line ("Up 5
+// seconds (healthy)"): healthy, unhealthy, starting, or "" without a
+// healthcheck.
+func healthOf(status string) string {
+	switch {
+	case strings.HasSuffix(status, "(healthy)"):
+		return "healthy"
+	case strings.HasSuffix(status, "(unhealthy)"):
+		return "unhealthy"
+	case strings.HasSuffix(status, "(health: starting)"):
+		return "starting"
+	}
+	return ""
 }

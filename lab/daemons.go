@@ -56,8 +56,10 @@ func (lab *Lab) startDaemons(cgRoot string, st *State, h HostState) error {
 			return err
 		}
 	}
+	// The agent registers the engine's TCP address: the managers on other
+	// hosts create containers through it.
 	args := []string{"agent", "--name", h.Name, "--addr", h.Addr,
-		"--docker", "unix://" + lab.Layout.DockerSocket(h.Name), "--servers", servers}
+		"--docker", dockerEndpoint(h), "--servers", servers}
 	return spawn(lab.Layout, cgRoot, h.Name, "agent", args)
 }
 

@@ -40,6 +40,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/vars/{key...}", s.onLeader(s.handleDeleteVar))
 	mux.HandleFunc("PUT /v1/vars", s.onLeader(s.handleSetVars))
 	mux.HandleFunc("GET /v1/events", s.handleEvents)
+	mux.HandleFunc("GET /v1/apps", s.read(s.handleApps))
+	mux.HandleFunc("GET /v1/apps/{name}", s.read(s.handleApp))
+	mux.HandleFunc("PUT /v1/apps/{name}", s.onLeader(s.handleDeploy))
+	mux.HandleFunc("DELETE /v1/apps/{name}", s.onLeader(s.handleDown))
+	mux.HandleFunc("POST /v1/apps/{name}/scale", s.onLeader(s.handleScale))
+	mux.HandleFunc("GET /v1/tasks", s.read(s.handleTasks))
+	mux.HandleFunc("GET /v1/tasks/{id}/logs", s.handleLogs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such API: %s %s", r.Method, r.URL.Path))
 	})
@@ -156,13 +163,16 @@ func writeErrorFor(w http.ResponseWriter, err error) {
 
 // decode reads a JSON body strictly: unknown fields, trailing data and
 // oversized bodies are errors, answered 400 by the caller.
-func decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, maxBody) }
+
+// decodeLimit is decode with another size bound.
+func decodeLimit(r *http.Request, v any, limit int64) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
-	if len(body) > maxBody {
-		return fmt.Errorf("body larger than %d bytes", maxBody)
+	if int64(len(body)) > limit {
+		return fmt.Errorf("body larger than %d bytes", limit)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

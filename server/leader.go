@@ -69,6 +69,7 @@ func (s *Server) lead(ctx context.Context) {
 		}
 	}
 	s.registerSelf()
+	s.goRun(func() { s.orch.Run(ctx) })
 	s.monitorHosts(ctx)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/orchestrator"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/transport"
 	"github.com/hashicorp/go-hclog"
@@ -35,6 +36,7 @@ type Server struct {
 	// connections across requests.
 	forwarder http.RoundTripper
 	hb        *heartbeats
+	orch      *orchestrator.Orchestrator // the leader's planning and reconciling
 	// hasState says the data dir held Raft state at start: this manager
 	// was part of a cluster already.
 	hasState bool
@@ -66,6 +68,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}), forwarder: transport.RoundTripper()}
+	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log})
 	// Before Raft opens the data dir (and may start an election with it):
 	// a data dir of one cluster among the managers of another is refused.
 	if err := s.checkPeersCluster(); err != nil {
@@ -189,6 +192,12 @@ func (s *Server) apply(t store.CommandType, payload any) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return s.applyRaw(b)
+}
+
+// applyRaw commits one encoded command through Raft (on the leader); a
+// command the store refused is a *refusedError.
+func (s *Server) applyRaw(b []byte) (uint64, error) {
 	f := s.raft.Apply(b, applyTimeout)
 	if err := f.Error(); err != nil {
 		return 0, err
