@@ -17,7 +17,7 @@ var (
 	// runs that image; Load refuses build without image.
 	supportedService = keys("image", "command", "entrypoint", "environment", "env_file", "labels", "ports",
 		"volumes", "networks", "depends_on", "healthcheck", "restart", "deploy", "network_mode", "volumes_from",
-		"profiles", "container_name", "hostname")
+		"profiles", "container_name", "hostname", "scale")
 	supportedDeploy    = keys("replicas", "placement", "resources", "restart_policy", "mode")
 	supportedPlacement = keys("constraints", "preferences")
 	supportedResources = keys("limits", "reservations")
