@@ -80,6 +80,9 @@ func (o *Orchestrator) Scale(ctx context.Context, appName, service string, repli
 		return api.PlanResult{App: appName}, fmt.Errorf("service %s has container_name %s: it cannot have more than one replica: %w", service, a.Services[i].ContainerName, store.ErrInvalid)
 	}
 	a.Services[i].Replicas = replicas
+	if err := a.Validate(); err != nil {
+		return api.PlanResult{App: appName}, fmt.Errorf("%w: %w", err, store.ErrInvalid)
+	}
 	return o.Deploy(ctx, a, stored.Compose, dryRun)
 }
 
