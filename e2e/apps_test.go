@@ -158,6 +158,39 @@ func TestApps(t *testing.T) {
 		nothingOnHosts(t)
 	})
 
+	t.Run("failure halfway", func(t *testing.T) {
+		c := c.with(t)
+		broken := "services:\n  ok:\n    image: sample/kvdb:latest\n  broken:\n    image: sample/kvdb:latest\n    entrypoint: [\"/no/such/binary\"]\n"
+		out, err := c.run("up", "-d", "-p", "half", "-f", writeCompose(t, broken))
+		if err == nil || !strings.Contains(err.Error(), "failed") {
+			t.Fatalf("up with a container that cannot start: want a failure, got %v: %s", err, out)
+		}
+		tasks, err := c.ps("half")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tasks["ok.1"].State != "running" || !strings.HasPrefix(tasks["broken.1"].Message, "failed: ") {
+			t.Errorf("after a failed up: %+v", tasks)
+		}
+		for _, h := range st.Hosts { // everything there is labelled
+			list, err := dockerAt(t, h.Docker).ContainerList(context.Background(), container.ListOptions{All: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ct := range list {
+				if ct.Labels["com.docker.compose.project"] == "" || ct.Labels["io.clusterctl.task"] == "" {
+					t.Errorf("%s: container %v without labels", h.Name, ct.Names)
+				}
+			}
+		}
+		// Fixed, up again converges.
+		c.must("up", "-d", "-p", "half", "-f", writeCompose(t, strings.ReplaceAll(broken, "    entrypoint: [\"/no/such/binary\"]\n", "")))
+		if tasks, err := c.ps("half"); err != nil || running(tasks, "ok.1", "broken.1") != nil {
+			t.Errorf("after fixing: %+v %v", tasks, err)
+		}
+		c.must("down", "-p", "half")
+	})
+
 	file := writeCompose(t, webApp(1, "1"))
 	t.Run("up", func(t *testing.T) {
 		c := c.with(t)

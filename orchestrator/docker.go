@@ -76,7 +76,9 @@ func (o *Orchestrator) run(ctx context.Context, a action) {
 	o.log.Warn("docker action failed", "key", a.key, "host", a.host, "err", err)
 	o.memory.holdUntil(a.key, time.Now().Add(actionBackoff))
 	if a.task.ID != "" {
-		o.recordTask(a.task.ID, func(t *store.Task) { t.Message = err.Error() })
+		// "failed: " tells `up` to stop waiting: it reports what runs
+		// where and exits; the reconciler keeps retrying meanwhile.
+		o.recordTask(a.task.ID, func(t *store.Task) { t.Message = "failed: " + err.Error() })
 	}
 }
 
