@@ -222,6 +222,11 @@ func TestApps(t *testing.T) {
 			_, err := httpGet(fmt.Sprintf("http://%s:8080/healthz", h.Addr))
 			return err
 		})
+		// Its output, fetched through the managers from its host.
+		logs := c.must("logs", "-p", "shop", "web")
+		if !strings.Contains(logs, "web.1 | ") || !strings.Contains(logs, "host="+web.Host) {
+			t.Errorf("logs web: %q", logs)
+		}
 	})
 
 	t.Run("restart policy", func(t *testing.T) {
