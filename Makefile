@@ -47,6 +47,7 @@ lab: build images
 bench: build images
 	$(GO) run ./bench/labtime -bin $(BIN)
 	$(GO) run ./bench/raftbench -bin $(BIN)
+	$(GO) run ./bench/uptime -bin $(BIN) -images $(IMAGES)
 
 clean:
 	rm -rf bin build
