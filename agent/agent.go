@@ -19,6 +19,8 @@ import (
 	"github.com/clusterctl/clusterctl/engine"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 )
 
@@ -76,6 +78,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	registered := false
 	tick := time.NewTicker(HeartbeatInterval)
 	defer tick.Stop()
+	changed := make(chan struct{}, 1)
+	go a.watchContainers(ctx, changed)
 	for {
 		if !registered {
 			registered = a.register(ctx)
@@ -87,6 +91,42 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-changed:
+			// A container started, died or changed health: report it now,
+			// so a dependency waiting for it does not wait for the tick.
+		}
+	}
+}
+
+// watchContainers signals changed whenever Docker reports a container
+// event, reconnecting when the stream breaks. Bursts collapse into one
+// signal: the next beat lists every container anyway.
+func (a *Agent) watchContainers(ctx context.Context, changed chan<- struct{}) {
+	// Not exec events: every healthcheck probe is one.
+	f := filters.NewArgs(filters.Arg("type", "container"))
+	for _, ev := range []string{"create", "start", "die", "destroy", "health_status"} {
+		f.Add("event", ev)
+	}
+	opts := events.ListOptions{Filters: f}
+	for ctx.Err() == nil {
+		msgs, errs := a.docker.Events(ctx, opts)
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-msgs:
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			case <-errs:
+				break stream
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(HeartbeatInterval):
 		}
 	}
 }

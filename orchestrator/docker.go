@@ -35,7 +35,11 @@ const (
 	actStart                       // start an existing container (or adopt a running one)
 	actRemove                      // stop and remove a container
 	actRemoveApp                   // remove a removed app's networks and volumes, then the app
+	actPrepare                     // create a waiting task's networks and volumes ahead of it
 )
+
+// prepared is how long a prepared task is not prepared again.
+const prepared = 10 * time.Minute
 
 // action is one piece of Docker work decided by a pass.
 type action struct {
@@ -69,6 +73,8 @@ func (o *Orchestrator) run(ctx context.Context, a action) {
 		err = o.remove(ctx, a.host, a.container)
 	case actRemoveApp:
 		err = o.removeApp(ctx, a.app)
+	case actPrepare:
+		err = o.prepare(ctx, a)
 	}
 	if err == nil || errors.Is(ctx.Err(), context.Canceled) {
 		return // done, or leadership lost: the next leader decides again
@@ -126,6 +132,23 @@ func (o *Orchestrator) create(ctx context.Context, a action) error {
 	}
 	o.log.Info("container created", "task", t.ID, "host", a.host, "container", cfg.Name)
 	return o.start(ctx, action{task: t, host: a.host, container: id})
+}
+
+// prepare creates a task's networks and volumes on its host.
+func (o *Orchestrator) prepare(ctx context.Context, a action) error {
+	app, svc, err := o.specOf(a.task)
+	if err != nil {
+		return err
+	}
+	d, err := o.engineOf(a.host)
+	if err != nil {
+		return err
+	}
+	if err := o.ensureResources(ctx, d, app, svc, a.host); err != nil {
+		return err
+	}
+	o.memory.holdUntil(a.key, time.Now().Add(prepared))
+	return nil
 }
 
 // createContainer creates the container, or adopts the one of the same

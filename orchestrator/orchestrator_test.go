@@ -228,8 +228,14 @@ func TestDependenciesWaitForHealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := h.decided()
-	if len(p.actions) != 1 || p.actions[0].task.Service != "db" || p.actions[0].kind != actCreate {
-		t.Fatalf("actions %+v, want only db created", p.actions)
+	kinds := map[string]actionKind{}
+	for _, a := range p.actions {
+		kinds[a.task.Service+"/"+a.key[:min(len(a.key), 8)]] = a.kind
+	}
+	// db is created; the web tasks wait, their networks made meanwhile.
+	if len(p.actions) != 3 || p.actions[0].task.Service != "db" || p.actions[0].kind != actCreate ||
+		p.actions[1].kind != actPrepare || p.actions[2].kind != actPrepare {
+		t.Fatalf("actions %v, want db created and web prepared", kinds)
 	}
 	web := h.tasks("web")[1]
 	if !hasUpdate(p, web.ID, "waiting for db.1 to be healthy") {
@@ -241,7 +247,7 @@ func TestDependenciesWaitForHealthy(t *testing.T) {
 	db.ObservedState, db.Health, db.Host, db.ContainerID = store.TaskRunning, "healthy", db.DesiredHost, "c-"+db.ID
 	h.must(store.CmdPutTask, db)
 	p = h.decided()
-	if len(p.actions) != 2 || p.actions[0].task.Service != "web" || p.actions[1].task.Service != "web" {
+	if len(p.actions) != 2 || p.actions[0].task.Service != "web" || p.actions[0].kind != actCreate || p.actions[1].task.Service != "web" {
 		t.Fatalf("actions %+v, want both web tasks created", p.actions)
 	}
 }

@@ -169,6 +169,11 @@ func (o *Orchestrator) decideCreate(p *pass, t store.Task, a spec.App, svc spec.
 	}
 	if msg := o.waitingFor(p, a, svc); msg != "" {
 		p.observe(t, store.TaskPending, msg)
+		// Meanwhile make its networks and volumes, so that it starts as
+		// soon as its dependencies are ready.
+		if key := "prepare:" + t.ID; !o.memory.wait(key, p.now) && !o.work.busy(key) {
+			p.actions = append(p.actions, action{kind: actPrepare, key: key, task: t, host: t.DesiredHost})
+		}
 		return
 	}
 	p.actions = append(p.actions, action{kind: actCreate, key: t.ID, task: t, host: t.DesiredHost})
