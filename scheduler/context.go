@@ -12,7 +12,8 @@ import (
 type evalContext struct {
 	st   *state
 	task *TaskSpec
-	svc  string // ServiceKey of the task
+	svc  string  // ServiceKey of the task
+	svcN []int32 // the service's tasks by HostState.idx, if the state keeps them
 
 	cons      []match
 	ports     []portReq
@@ -65,6 +66,7 @@ func (c *evalContext) setTask(t *TaskSpec) error {
 		return err
 	}
 	c.task, c.svc = t, ServiceKey(t.App, t.Service)
+	c.svcN = c.st.svcDense[c.svc]
 	clear(c.rejected)
 	c.compileConstraints()
 	c.compileResources()

@@ -22,6 +22,9 @@ type serviceSpreadRanker struct{ ctx *evalContext }
 
 // Score returns minus the service's tasks on h.
 func (r serviceSpreadRanker) Score(h *HostState) float64 {
+	if n := r.ctx.svcN; n != nil {
+		return -float64(n[h.idx])
+	}
 	return -float64(h.Tasks[r.ctx.svc])
 }
 

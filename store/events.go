@@ -16,10 +16,24 @@ type Event struct {
 	Index uint64 `json:"index"` // raft index of the entry that made the change
 	Type  string `json:"type"`  // e.g. "host.registered", "var.set", "task.put"
 	Key   string `json:"key"`   // the object's key, as in NameRef
-	// Object is the object after the change (before it, for deletes). Its
-	// bytes are shared between callers: do not modify them.
+	// Object is the object after the change (before it, for deletes).
 	Object json.RawMessage `json:"object"`
 	Time   time.Time       `json:"time"` // when the leader appended the entry
+
+	obj any // the object, until encoded into Object by Events
+}
+
+// encode fills Object from the object the event was made with.
+func (ev *Event) encode() error {
+	if ev.Object != nil || ev.obj == nil {
+		return nil
+	}
+	raw, err := json.Marshal(ev.obj)
+	if err != nil {
+		return fmt.Errorf("encode %s event for %s at index %d: %w", ev.Type, ev.Key, ev.Index, err)
+	}
+	ev.Object = raw
+	return nil
 }
 
 // Events returns the buffered events with Index > since, oldest first, and a
@@ -28,12 +42,22 @@ type Event struct {
 // re-list through View and call again with the view's Index.
 func (s *Store) Events(since uint64) ([]Event, <-chan struct{}, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if since > 0 && since < s.events.floor {
+		floor := s.events.floor
+		s.mu.RUnlock()
 		return nil, nil, fmt.Errorf("events since %d: only events after %d are kept: %w",
-			since, s.events.floor, ErrEventsTruncated)
+			since, floor, ErrEventsTruncated)
 	}
-	return s.events.since(since), s.changed, nil
+	events, changed := s.events.since(since), s.changed
+	s.mu.RUnlock()
+	// Encode outside the lock: the objects never change, and applies
+	// need not wait for a watcher.
+	for i := range events {
+		if err := events[i].encode(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return events, changed, nil
 }
 
 // eventRing keeps the last events in a fixed ring, in index order.

@@ -49,7 +49,7 @@ func (s *Store) dispatchTable() map[CommandType]handler {
 		CmdDeleteLease:    deleteHandler(leaseKind),
 		CmdPutMove:        putHandler(moveKind),
 		CmdDeleteMove:     deleteHandler(moveKind),
-		CmdBatch:          typed(s.applyBatch),
+		CmdBatch:          s.batchHandler(),
 		CmdCheck:          typed(applyCheck),
 	}
 }
@@ -76,21 +76,19 @@ func decodePayload[P any](payload json.RawMessage) (*P, error) {
 }
 
 // newEvent returns an event about obj (stamped with index and time later).
-func newEvent(typ, key string, obj any) (Event, error) {
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return Event{}, fmt.Errorf("encode %s event for %s: %w", typ, key, err)
-	}
-	return Event{Type: typ, Key: key, Object: raw}, nil
+// obj is encoded when a watcher reads the event (see Store.Events), not
+// here: every replica applies every entry, few events are ever read, and
+// encoding each one was a tenth of the cost of applying a large batch.
+// obj must not change afterwards, which holds because the store never
+// modifies an object it stored or a payload it applied.
+func newEvent(typ, key string, obj any) Event {
+	return Event{Type: typ, Key: key, obj: obj}
 }
 
-// oneEvent returns a single-event list about obj.
+// oneEvent returns a single-event list about obj, with a nil error so
+// handlers can return it directly.
 func oneEvent(typ, key string, obj any) ([]Event, error) {
-	ev, err := newEvent(typ, key, obj)
-	if err != nil {
-		return nil, err
-	}
-	return []Event{ev}, nil
+	return []Event{newEvent(typ, key, obj)}, nil
 }
 
 // insert stores obj in table, wrapping the error.

@@ -19,6 +19,8 @@ type kind[T any] struct {
 	// read txn to refuse a clash with other objects.
 	check    func(txn *memdb.Txn, obj *T) error
 	setIndex func(obj *T, index uint64)
+	// intern, if set, shares the object's repeated strings (see interner).
+	intern func(in *interner, obj *T)
 }
 
 // putHandler returns the handler that upserts objects of k.
@@ -28,6 +30,9 @@ func putHandler[T any](k kind[T]) handler {
 			return nil, fmt.Errorf("put %s: %w", k.name, err)
 		}
 		k.setIndex(obj, e.index)
+		if k.intern != nil {
+			k.intern(e.strings, obj)
+		}
 		key := k.key(obj)
 		if err := insert(txn, k.table, key, obj); err != nil {
 			return nil, err
@@ -147,6 +152,7 @@ var taskKind = kind[Task]{
 	key:      func(t *Task) string { return t.ID },
 	check:    func(_ *memdb.Txn, t *Task) error { return required("task id and app", t.ID, t.App) },
 	setIndex: func(t *Task, i uint64) { t.ModifyIndex = i },
+	intern:   internTask,
 }
 
 var volumeKind = kind[Volume]{

@@ -91,7 +91,7 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	count := 0
 	for _, t := range snapshotTables {
-		n, err := writeTable(enc, txn, t.name)
+		n, err := writeTable(bw, txn, t.name)
 		if err != nil {
 			return err
 		}
@@ -106,8 +106,19 @@ func (sn *snapshot) write(w io.Writer) error {
 	return nil
 }
 
-// writeTable encodes every object of a table and returns how many.
-func writeTable(enc *json.Encoder, txn *memdb.Txn, table string) (int, error) {
+// writeTable writes a record for every object of a table and returns how
+// many.
+//
+// It writes each record's envelope itself: a json.Encoder given the
+// record would scan the object's JSON again to compact it, though
+// json.Marshal just wrote it compact: that scan made a snapshot of a
+// large store three times slower. The bytes are the same as the encoder's.
+func writeTable(bw *bufio.Writer, txn *memdb.Txn, table string) (int, error) {
+	name, err := json.Marshal(table)
+	if err != nil {
+		return 0, fmt.Errorf("encode table name %s: %w", table, err)
+	}
+	head := `{"table":` + string(name) + `,"object":`
 	it, err := txn.Get(table, indexID)
 	if err != nil {
 		return 0, fmt.Errorf("list %s: %w", table, err)
@@ -118,7 +129,9 @@ func writeTable(enc *json.Encoder, txn *memdb.Txn, table string) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("encode %s object: %w", table, err)
 		}
-		if err := enc.Encode(snapshotRecord{Table: table, Object: raw}); err != nil {
+		bw.WriteString(head)
+		bw.Write(raw)
+		if _, err := bw.WriteString("}\n"); err != nil { // a bufio.Writer keeps its first error
 			return n, fmt.Errorf("write %s object: %w", table, err)
 		}
 		n++
@@ -181,6 +194,7 @@ func readRecords(dec *json.Decoder, txn *memdb.Txn) error {
 	for _, t := range snapshotTables {
 		decoders[t.name] = t.decode
 	}
+	strs := newInterner() // a restored replica is as compact as one that applied the log
 	for n := 0; ; n++ {
 		var rec snapshotRecord
 		if err := dec.Decode(&rec); err != nil {
@@ -189,14 +203,14 @@ func readRecords(dec *json.Decoder, txn *memdb.Txn) error {
 		if rec.End {
 			return checkCount(rec.Count, n)
 		}
-		if err := insertRecord(txn, decoders, rec); err != nil {
+		if err := insertRecord(txn, decoders, strs, rec); err != nil {
 			return fmt.Errorf("record %d: %w", n, err)
 		}
 	}
 }
 
 // insertRecord decodes one record's object and stores it.
-func insertRecord(txn *memdb.Txn, decoders map[string]func(json.RawMessage) (any, error), rec snapshotRecord) error {
+func insertRecord(txn *memdb.Txn, decoders map[string]func(json.RawMessage) (any, error), strs *interner, rec snapshotRecord) error {
 	decode, ok := decoders[rec.Table]
 	if !ok {
 		return fmt.Errorf("unknown table %q", rec.Table)
@@ -204,6 +218,9 @@ func insertRecord(txn *memdb.Txn, decoders map[string]func(json.RawMessage) (any
 	obj, err := decode(rec.Object)
 	if err != nil {
 		return err
+	}
+	if t, ok := obj.(*Task); ok {
+		internTask(strs, t)
 	}
 	if err := txn.Insert(rec.Table, obj); err != nil {
 		return fmt.Errorf("insert into %s: %w", rec.Table, err)

@@ -18,6 +18,7 @@ import (
 type Store struct {
 	log      *slog.Logger
 	handlers map[CommandType]handler
+	strings  *interner // used inside write transactions only, which memdb makes one at a time
 
 	mu        sync.RWMutex
 	db        *memdb.MemDB  // swapped by Restore
@@ -41,8 +42,9 @@ type ApplyResult struct {
 // take nothing from the local machine (clock, randomness) to stay
 // deterministic.
 type entry struct {
-	index uint64
-	at    time.Time // the leader's append time, zero if unknown
+	index   uint64
+	at      time.Time // the leader's append time, zero if unknown
+	strings *interner // the store's, to share repeated strings
 }
 
 // handler applies one command's payload inside a write transaction and
@@ -64,6 +66,7 @@ func New(log *slog.Logger) *Store {
 		appliedCh: make(chan struct{}),
 		events:    newEventRing(EventBufferSize),
 		changed:   make(chan struct{}),
+		strings:   newInterner(),
 	}
 	s.handlers = s.dispatchTable()
 	return s
@@ -81,7 +84,7 @@ func (s *Store) Apply(l *raft.Log) any {
 	if err != nil {
 		s.fail(l.Index, 0, err)
 	}
-	e := entry{index: l.Index, at: utc(l.AppendedAt)}
+	e := entry{index: l.Index, at: utc(l.AppendedAt), strings: s.strings}
 	events, err := s.applyEntry(e, cmd)
 	var fatal *fatalError
 	if errors.As(err, &fatal) {

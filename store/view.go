@@ -140,3 +140,17 @@ func get[T any](v *View, table string, clone func(T) T, args ...any) (T, bool) {
 	}
 	return clone(*obj), true
 }
+
+// TaskCount returns how many tasks there are, without copying them, so
+// a caller checking a large store's size does not pay for a list.
+func (v *View) TaskCount() int {
+	it, err := v.txn.Get(tableTasks, indexID)
+	if err != nil {
+		panic(fmt.Sprintf("store: list %s: %v", tableTasks, err)) // schema bug
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n
+}
