@@ -183,6 +183,10 @@ func (o *Orchestrator) planApp(v *store.View, app spec.App, compose string) (pla
 		}
 	}
 	p := o.stack.Place(snap, toPlace)
+	specByID := make(map[string]scheduler.TaskSpec, len(toPlace))
+	for _, ts := range toPlace {
+		specByID[ts.ID] = ts
+	}
 	for _, pl := range p.Placements {
 		t := b.pending[pl.TaskID]
 		t.DesiredHost = pl.Host
@@ -190,7 +194,7 @@ func (o *Orchestrator) planApp(v *store.View, app spec.App, compose string) (pla
 		b.put(store.CmdPutTask, t)
 		b.hostUp(pl.Host)
 		pt := &res.Tasks[planned[pl.TaskID]]
-		pt.Host, pt.Why = pl.Host, why(toPlace, pl)
+		pt.Host, pt.Why = pl.Host, why(specByID[pl.TaskID], pl)
 	}
 	for _, f := range p.Failures {
 		res.Failures = append(res.Failures, f.Reason)
@@ -201,9 +205,7 @@ func (o *Orchestrator) planApp(v *store.View, app spec.App, compose string) (pla
 }
 
 // why explains a placement in words for `clusterctl plan`.
-func why(tasks []scheduler.TaskSpec, p scheduler.Placement) string {
-	i := slices.IndexFunc(tasks, func(t scheduler.TaskSpec) bool { return t.ID == p.TaskID })
-	t := tasks[i]
+func why(t scheduler.TaskSpec, p scheduler.Placement) string {
 	switch {
 	case len(t.Volumes) > 0:
 		return "goes where its volume " + t.Volumes[0] + " is attached"

@@ -24,6 +24,11 @@ type pass struct {
 	hosts  map[string]store.Host
 	byTask map[string][]located // the containers of each task, on any host
 	tasks  []store.Task
+	// running holds the tasks desired running by ServiceKey(app,
+	// service), and apps the apps that have tasks at all: dependency and
+	// rolling-update checks look them up instead of scanning every task.
+	running map[string][]store.Task
+	apps    map[string]bool
 
 	updates []store.Task // observed-state changes to commit
 	deletes []string     // tasks to forget
@@ -56,7 +61,15 @@ func (o *Orchestrator) reconcile(ctx context.Context) error {
 
 // newPass indexes a view for one pass.
 func newPass(v *store.View, now time.Time) *pass {
-	p := &pass{v: v, now: now, specs: specsOf(v), hosts: map[string]store.Host{}, byTask: map[string][]located{}, tasks: v.Tasks("")}
+	p := &pass{v: v, now: now, specs: specsOf(v), hosts: map[string]store.Host{}, byTask: map[string][]located{},
+		tasks: v.Tasks(""), running: map[string][]store.Task{}, apps: map[string]bool{}}
+	for _, t := range p.tasks {
+		p.apps[t.App] = true
+		if t.DesiredState == store.TaskRunning {
+			key := scheduler.ServiceKey(t.App, t.Service)
+			p.running[key] = append(p.running[key], t)
+		}
+	}
 	for _, h := range v.Hosts() {
 		p.hosts[h.Name] = h
 		for _, c := range h.Containers {
@@ -223,10 +236,7 @@ func (o *Orchestrator) decideRestart(p *pass, t store.Task, svc spec.Service, c 
 // "" when all are met.
 func (o *Orchestrator) waitingFor(p *pass, a spec.App, svc spec.Service) string {
 	for _, d := range svc.DependsOn {
-		for _, t := range p.tasks {
-			if t.App != a.Name || t.Service != d.Service || t.DesiredState != store.TaskRunning {
-				continue
-			}
+		for _, t := range p.running[scheduler.ServiceKey(a.Name, d.Service)] {
 			if msg := unmet(d, t); msg != "" {
 				return msg
 			}
@@ -259,26 +269,21 @@ func unmet(d spec.Dependency, t store.Task) string {
 // service's current version at a time, once the previous one settled: the
 // container is then replaced by decideRunning.
 func (o *Orchestrator) decideRollingUpdates(p *pass) {
-	type svcKey struct{ app, svc string }
-	var outdated = map[svcKey][]store.Task{}
-	busy := map[svcKey]bool{}
 	for _, s := range p.v.Services("") {
-		k := svcKey{s.App, s.Name}
-		for _, t := range p.tasks {
-			if t.App != s.App || t.Service != s.Name || t.DesiredState != store.TaskRunning {
-				continue
-			}
+		var outdated []store.Task
+		busy := false
+		for _, t := range p.running[scheduler.ServiceKey(s.App, s.Name)] {
 			switch {
 			case t.Version != s.Version:
-				outdated[k] = append(outdated[k], t)
+				outdated = append(outdated, t)
 			case !settled(t):
-				busy[k] = true
+				busy = true
 			}
 		}
-		if busy[k] || len(outdated[k]) == 0 {
+		if busy || len(outdated) == 0 {
 			continue
 		}
-		next := slices.MinFunc(outdated[k], func(a, b store.Task) int { return a.Slot - b.Slot })
+		next := slices.MinFunc(outdated, func(a, b store.Task) int { return a.Slot - b.Slot })
 		if o.work.busy(next.ID) || !p.up(next.DesiredHost) {
 			continue
 		}
@@ -298,7 +303,7 @@ func settled(t store.Task) bool {
 // then the app and its services from the store.
 func (o *Orchestrator) decideRemovedApps(p *pass) {
 	for _, a := range p.v.Apps() {
-		if !a.Removing || slices.ContainsFunc(p.tasks, func(t store.Task) bool { return t.App == a.Name }) {
+		if !a.Removing || p.apps[a.Name] {
 			continue
 		}
 		p.actions = append(p.actions, action{kind: actRemoveApp, key: "app:" + a.Name, app: a})

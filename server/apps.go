@@ -1,10 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -137,8 +137,9 @@ func (s *Server) handleTasks(w http.ResponseWriter, r *http.Request) {
 	for _, t := range v.Tasks(app) {
 		out.Tasks = append(out.Tasks, taskStatus(t, services[t.App+"/"+t.Service]))
 	}
+	// By app, service, then slot as a number (web.2 before web.10).
 	slices.SortFunc(out.Tasks, func(a, b api.TaskStatus) int {
-		return strings.Compare(a.App+"/"+a.Service+"/"+fmt.Sprintf("%06d", slotOf(a)), b.App+"/"+b.Service+"/"+fmt.Sprintf("%06d", slotOf(b)))
+		return cmp.Or(strings.Compare(a.App, b.App), strings.Compare(a.Service, b.Service), cmp.Compare(slotOf(a), slotOf(b)))
 	})
 	writeJSON(w, http.StatusOK, out)
 }
@@ -235,5 +236,3 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-var _ io.Writer = flushWriter{}
