@@ -48,7 +48,7 @@ bench: build images
 	$(GO) run ./bench/labtime -bin $(BIN)
 	$(GO) run ./bench/raftbench -bin $(BIN)
 	$(GO) run ./bench/uptime -bin $(BIN) -images $(IMAGES)
-	$(BIN) bench scheduler --hosts 5000 --tasks 1000000
+	$(BIN) bench scheduler --hosts 5000 --tasks 1000000 --memory-limit 1800MiB
 
 clean:
 	rm -rf bin build

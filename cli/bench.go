@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/clusterctl/clusterctl/bench/schedbench"
@@ -23,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 }
 
 func newBenchSchedulerCmd() *cobra.Command {
-	var output string
+	var output, memoryLimit string
 	o := schedbench.Defaults
 	cmd := &cobra.Command{
 		Use:   "scheduler",
@@ -44,6 +45,13 @@ placement alone, nothing committed. Peak memory is the process's VmHWM.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
+			}
+			if memoryLimit != "" {
+				limit, err := units.RAMInBytes(memoryLimit)
+				if err != nil || limit <= 0 {
+					return fmt.Errorf("--memory-limit %q: want a size such as 1800MiB", memoryLimit)
+				}
+				o.MemoryLimit = limit
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -70,6 +78,7 @@ placement alone, nothing committed. Peak memory is the process's VmHWM.`,
 	f.IntVar(&o.Batch, "batch", o.Batch, "placements per raft entry")
 	f.IntVar(&o.Services, "services", o.Services, "services the tasks belong to")
 	f.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scheduler's host shuffle")
+	f.StringVar(&memoryLimit, "memory-limit", "", "the Go runtime's soft memory limit for the run, e.g. 1800MiB (default: GOMEMLIMIT, or none)")
 	f.BoolVar(&o.NoBaseline, "no-baseline", false, "skip the placement-only baseline")
 	f.IntVar(&o.SnapshotEvery, "snapshot-every", o.SnapshotEvery, "snapshot the replicas and compact the raft log every N entries (0: never)")
 	outputFlag(cmd, &output)
@@ -79,7 +88,11 @@ placement alone, nothing committed. Peak memory is the process's VmHWM.`,
 // printSchedBench prints a run as a short table: the rate of each window,
 // the whole run, and the baseline with its ratio.
 func printSchedBench(w io.Writer, r schedbench.Result) error {
-	fmt.Fprintf(w, "%d hosts, %d tasks in raft entries of %d, %d services, 3 replicas\n\n", r.Hosts, r.Tasks, r.Batch, r.Services)
+	fmt.Fprintf(w, "%d hosts, %d tasks in raft entries of %d, %d services, 3 replicas\n", r.Hosts, r.Tasks, r.Batch, r.Services)
+	if r.MemoryLimitMiB > 0 {
+		fmt.Fprintf(w, "Go soft memory limit: %.0f MiB\n", r.MemoryLimitMiB)
+	}
+	fmt.Fprintln(w)
 	tw := table(w, "TASKS\tPLACEMENTS/S\tCPU/PLACEMENT\tELAPSED\tRSS")
 	from := 0
 	for _, cp := range r.Checkpoints {

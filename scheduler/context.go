@@ -131,7 +131,7 @@ func (c *evalContext) compileColocation() {
 	}
 	co := ServiceKey(t.App, t.ColocateWith)
 	c.colocate.svc = co
-	if h := c.st.slotHost[slotKey{co, t.Slot}]; h != nil && h.Tasks[co] > 0 {
+	if h := c.st.slotHosts(co)[t.Slot]; h != nil && h.Tasks[co] > 0 {
 		c.colocate.host = h
 		c.colocate.reason = "must run with " + t.ColocateWith + "." + strconv.Itoa(t.Slot) + " on " + h.Host.Name
 		return

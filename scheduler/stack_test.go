@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -160,6 +161,27 @@ func TestStackColocation(t *testing.T) {
 	want := "proxy.1: no host fits: 4 hosts: no cache task to run with"
 	if got := failureReasons(plan); !slices.Equal(got, []string{want}) {
 		t.Errorf("failures = %q, want %q", got, want)
+	}
+}
+
+// Slots placed in the same plan, after their service was indexed for
+// co-location (by sidecar.1), are where their sidecars go: any db host
+// would not do.
+func TestStackColocationWithSlotPlacedInSamePlan(t *testing.T) {
+	snap := testSnapshot(4)
+	s := NewStack(StackOptions{})
+	tasks := []TaskSpec{testTask("db", 1), testTask("sidecar", 1, withColocate("db"))}
+	tasks = append(tasks, testTask("db", 2), testTask("db", 3), testTask("db", 4))
+	for slot := 4; slot >= 2; slot-- {
+		tasks = append(tasks, testTask("sidecar", slot, withColocate("db")))
+	}
+	plan := mustPlace(t, s, snap, tasks)
+	for slot := 1; slot <= 4; slot++ {
+		n := strconv.Itoa(slot)
+		db, sidecar := hostOf(plan, "shop-db-"+n), hostOf(plan, "shop-sidecar-"+n)
+		if db == "" || sidecar != db {
+			t.Errorf("sidecar.%d on %q, want with db.%d on %q", slot, sidecar, slot, db)
+		}
 	}
 }
 

@@ -19,8 +19,9 @@ type state struct {
 	total []int
 	// volumeOwner is the host each attached cluster volume is on.
 	volumeOwner map[string]*HostState
-	// slotHost is the host each service slot runs on.
-	slotHost map[slotKey]*HostState
+	// slotHost is the host each slot runs on, by service key, for the
+	// services a task was co-located with so far (see slotHosts).
+	slotHost map[string]map[int]*HostState
 	// serviceHosts lists, by service key, the hosts running the service in
 	// the order they got its first task.
 	serviceHosts map[string][]*HostState
@@ -51,7 +52,7 @@ func newState(snap *Snapshot, rnd *rand.Rand, offset int) *state {
 		rand:         rnd,
 		total:        make([]int, len(snap.Hosts)),
 		volumeOwner:  map[string]*HostState{},
-		slotHost:     map[slotKey]*HostState{},
+		slotHost:     map[string]map[int]*HostState{},
 		serviceHosts: map[string][]*HostState{},
 		groups:       map[string]*groupIndex{},
 		prefs:        map[string]*prefIndex{},
@@ -89,11 +90,28 @@ func (st *state) index(h *HostState) {
 			st.volumeOwner[v] = h
 		}
 	}
-	for _, s := range h.slots {
-		if _, ok := st.slotHost[s]; !ok {
-			st.slotHost[s] = h
+}
+
+// slotHosts returns the host of each slot of the service svc. Only
+// co-location asks, so a service is indexed the first time it is asked
+// for and kept current from then on: an index of every slot of every
+// service cost about 190 bytes per task on a large cluster. The host that
+// got the service first wins where the store is inconsistent (a slot on
+// two hosts).
+func (st *state) slotHosts(svc string) map[int]*HostState {
+	if m, ok := st.slotHost[svc]; ok {
+		return m
+	}
+	m := map[int]*HostState{}
+	for _, h := range st.serviceHosts[svc] {
+		for _, s := range h.slots {
+			if _, ok := m[s.slot]; s.svc == svc && !ok {
+				m[s.slot] = h
+			}
 		}
 	}
+	st.slotHost[svc] = m
+	return m
 }
 
 // fresh reports whether st still indexes snap.
@@ -115,8 +133,10 @@ func (st *state) assign(h *HostState, t *TaskSpec, svc string) {
 	} else if st.svcTasks[svc] >= st.denseMin {
 		st.svcDense[svc] = st.denseCounts(svc)
 	}
-	if _, ok := st.slotHost[slotKey{svc, t.Slot}]; !ok {
-		st.slotHost[slotKey{svc, t.Slot}] = h
+	if m := st.slotHost[svc]; m != nil {
+		if _, ok := m[t.Slot]; !ok {
+			m[t.Slot] = h
+		}
 	}
 	for _, v := range t.Volumes {
 		if _, ok := st.volumeOwner[v]; !ok {

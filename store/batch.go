@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-
-	memdb "github.com/hashicorp/go-memdb"
 )
 
 // batchHandler returns the handler of CmdBatch: decodeBatch, then
 // applyBatch.
 func (s *Store) batchHandler() handler {
-	return func(txn *memdb.Txn, e entry, payload json.RawMessage) ([]Event, error) {
+	return func(txn *tx, e entry, payload json.RawMessage) ([]Event, error) {
 		p, err := decodeBatch(payload)
 		if err != nil {
 			return nil, err

@@ -3,8 +3,9 @@
 //
 // A raft log entry is one command: a type byte followed by a JSON payload
 // (see Encode). Store implements raft.FSM: Apply routes each entry through a
-// dispatch table into one go-memdb write transaction, Snapshot is O(1) (a
-// memdb snapshot) and Restore swaps a fresh database in under a lock.
+// dispatch table into one write transaction (go-memdb for most tables, a
+// cloned copy-on-write task table for tasks, committed together), Snapshot
+// is O(1) and Restore swaps a fresh state in under a lock.
 //
 // Reads go through View, a consistent point-in-time read transaction that
 // returns copies. Changes are published as Events, kept in a bounded buffer

@@ -266,9 +266,6 @@ func TestListsByParent(t *testing.T) {
 	if n := len(v.Tasks("")); n != 3 {
 		t.Errorf("all tasks: %d, want 3", n)
 	}
-	if n := len(v.TasksOnHost("host1")); n != 2 {
-		t.Errorf("tasks on host1: %d, want 2", n)
-	}
 	if n := len(v.Services("blog")); n != 1 {
 		t.Errorf("blog services: %d, want 1", n)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	memdb "github.com/hashicorp/go-memdb"
 )
 
 // Event types of the fixed (non put/delete) commands, for watchers to switch
@@ -56,8 +54,8 @@ func (s *Store) dispatchTable() map[CommandType]handler {
 
 // typed adapts a handler of a decoded payload P to a handler; a payload that
 // does not decode is fatal.
-func typed[P any](fn func(txn *memdb.Txn, e entry, p *P) ([]Event, error)) handler {
-	return func(txn *memdb.Txn, e entry, payload json.RawMessage) ([]Event, error) {
+func typed[P any](fn func(txn *tx, e entry, p *P) ([]Event, error)) handler {
+	return func(txn *tx, e entry, payload json.RawMessage) ([]Event, error) {
 		p, err := decodePayload[P](payload)
 		if err != nil {
 			return nil, err
@@ -92,7 +90,7 @@ func oneEvent(typ, key string, obj any) ([]Event, error) {
 }
 
 // insert stores obj in table, wrapping the error.
-func insert(txn *memdb.Txn, table, key string, obj any) error {
+func insert(txn *tx, table, key string, obj any) error {
 	if err := txn.Insert(table, obj); err != nil {
 		return fmt.Errorf("insert %s %q: %w", table, key, err)
 	}
@@ -100,7 +98,7 @@ func insert(txn *memdb.Txn, table, key string, obj any) error {
 }
 
 // lookup returns the object of table with the given id index args, or nil.
-func lookup[T any](txn *memdb.Txn, table string, args ...any) (*T, error) {
+func lookup[T any](txn *tx, table string, args ...any) (*T, error) {
 	raw, err := txn.First(table, indexID, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up %s %v: %w", table, args, err)
@@ -112,11 +110,11 @@ func lookup[T any](txn *memdb.Txn, table string, args ...any) (*T, error) {
 }
 
 // applyInitCluster sets the cluster ID once; the same ID again is a no-op.
-func applyInitCluster(txn *memdb.Txn, _ entry, p *InitCluster) ([]Event, error) {
+func applyInitCluster(txn *tx, _ entry, p *InitCluster) ([]Event, error) {
 	if p.ClusterID == "" {
 		return nil, fmt.Errorf("init cluster: empty cluster id: %w", ErrInvalid)
 	}
-	m := readMeta(txn)
+	m := readMeta(txn.Txn)
 	switch m.ClusterID {
 	case p.ClusterID:
 		return nil, nil
@@ -125,14 +123,14 @@ func applyInitCluster(txn *memdb.Txn, _ entry, p *InitCluster) ([]Event, error) 
 		return nil, fmt.Errorf("init cluster %q: cluster id already %q: %w", p.ClusterID, m.ClusterID, ErrConflict)
 	}
 	m.ClusterID = p.ClusterID
-	if err := writeMeta(txn, m); err != nil {
+	if err := writeMeta(txn.Txn, m); err != nil {
 		return nil, err
 	}
 	return oneEvent(EventClusterInit, p.ClusterID, p)
 }
 
 // applyRegisterServer upserts a manager; a name may not change address.
-func applyRegisterServer(txn *memdb.Txn, _ entry, p *Server) ([]Event, error) {
+func applyRegisterServer(txn *tx, _ entry, p *Server) ([]Event, error) {
 	if p.Name == "" || p.RaftAddr == "" {
 		return nil, fmt.Errorf("register server: name and raft address required: %w", ErrInvalid)
 	}
@@ -153,7 +151,7 @@ func applyRegisterServer(txn *memdb.Txn, _ entry, p *Server) ([]Event, error) {
 }
 
 // applyRemoveServer deletes a manager; an unknown name is a no-op.
-func applyRemoveServer(txn *memdb.Txn, _ entry, p *NameRef) ([]Event, error) {
+func applyRemoveServer(txn *tx, _ entry, p *NameRef) ([]Event, error) {
 	old, err := lookup[Server](txn, tableServers, p.Name)
 	if err != nil || old == nil {
 		return nil, err
@@ -166,7 +164,7 @@ func applyRemoveServer(txn *memdb.Txn, _ entry, p *NameRef) ([]Event, error) {
 
 // applyRegisterHost upserts a host as up, keeping the first registration
 // time. Missing times default to the entry's append time.
-func applyRegisterHost(txn *memdb.Txn, e entry, p *Host) ([]Event, error) {
+func applyRegisterHost(txn *tx, e entry, p *Host) ([]Event, error) {
 	if p.Name == "" {
 		return nil, fmt.Errorf("register host: name required: %w", ErrInvalid)
 	}
@@ -190,7 +188,7 @@ func applyRegisterHost(txn *memdb.Txn, e entry, p *Host) ([]Event, error) {
 
 // applyHeartbeat records that a host is alive; it bumps ModifyIndex and
 // emits an event only when the state or the containers change.
-func applyHeartbeat(txn *memdb.Txn, e entry, p *HostHeartbeat) ([]Event, error) {
+func applyHeartbeat(txn *tx, e entry, p *HostHeartbeat) ([]Event, error) {
 	old, err := lookup[Host](txn, tableHosts, p.Name)
 	if err != nil {
 		return nil, err
@@ -219,7 +217,7 @@ func applyHeartbeat(txn *memdb.Txn, e entry, p *HostHeartbeat) ([]Event, error) 
 }
 
 // applySetHostState sets the state of several hosts; all must exist.
-func applySetHostState(txn *memdb.Txn, e entry, p *SetHostState) ([]Event, error) {
+func applySetHostState(txn *tx, e entry, p *SetHostState) ([]Event, error) {
 	if p.State != HostUp && p.State != HostDown {
 		return nil, fmt.Errorf("set host state: unknown state %q: %w", p.State, ErrInvalid)
 	}
@@ -235,7 +233,7 @@ func applySetHostState(txn *memdb.Txn, e entry, p *SetHostState) ([]Event, error
 }
 
 // setHostState sets the state of one host, with an event if it changed.
-func setHostState(txn *memdb.Txn, e entry, name string, state HostState) ([]Event, error) {
+func setHostState(txn *tx, e entry, name string, state HostState) ([]Event, error) {
 	old, err := lookup[Host](txn, tableHosts, name)
 	if err != nil {
 		return nil, err
@@ -256,7 +254,7 @@ func setHostState(txn *memdb.Txn, e entry, name string, state HostState) ([]Even
 }
 
 // applySetVar sets a cluster variable.
-func applySetVar(txn *memdb.Txn, e entry, p *Var) ([]Event, error) {
+func applySetVar(txn *tx, e entry, p *Var) ([]Event, error) {
 	if p.Key == "" {
 		return nil, fmt.Errorf("set var: empty key: %w", ErrInvalid)
 	}
@@ -269,7 +267,7 @@ func applySetVar(txn *memdb.Txn, e entry, p *Var) ([]Event, error) {
 
 // applyBatch applies encoded commands in order in the entry's transaction;
 // the first refusal refuses the whole batch. Batches do not nest.
-func (s *Store) applyBatch(txn *memdb.Txn, e entry, p *Batch) ([]Event, error) {
+func (s *Store) applyBatch(txn *tx, e entry, p *Batch) ([]Event, error) {
 	var events []Event
 	for i, raw := range p.Commands {
 		cmd, err := Decode(raw)
@@ -290,12 +288,9 @@ func (s *Store) applyBatch(txn *memdb.Txn, e entry, p *Batch) ([]Event, error) {
 
 // applyCheck refuses with ErrConflict unless every precondition holds; it
 // changes nothing.
-func applyCheck(txn *memdb.Txn, _ entry, p *Check) ([]Event, error) {
+func applyCheck(txn *tx, _ entry, p *Check) ([]Event, error) {
 	for id, want := range p.Tasks {
-		t, err := lookup[Task](txn, tableTasks, id)
-		if err != nil {
-			return nil, err
-		}
+		t := txn.tasks.get(id)
 		if err := expectIndex("task "+id, t, want, func(t *Task) uint64 { return t.ModifyIndex }); err != nil {
 			return nil, err
 		}

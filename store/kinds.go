@@ -4,20 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	memdb "github.com/hashicorp/go-memdb"
 )
 
 // kind describes a table whose objects are put and deleted whole, so one
 // generic put handler and one delete handler serve them all.
 type kind[T any] struct {
-	name  string                          // event prefix: "<name>.put", "<name>.deleted"
-	table string                          // memdb table
-	key   func(*T) string                 // the object's key, as in NameRef
-	args  func(key string) ([]any, error) // NameRef key to id index args
+	name string                          // event prefix: "<name>.put", "<name>.deleted"
+	rows rows[T]                         // where the objects live
+	key  func(*T) string                 // the object's key, as in NameRef
+	args func(key string) ([]any, error) // NameRef key to id index args
 	// check validates and normalizes an object before it is stored; it may
 	// read txn to refuse a clash with other objects.
-	check    func(txn *memdb.Txn, obj *T) error
+	check    func(txn *tx, obj *T) error
 	setIndex func(obj *T, index uint64)
 	// intern, if set, shares the object's repeated strings (see interner).
 	intern func(in *interner, obj *T)
@@ -25,7 +23,7 @@ type kind[T any] struct {
 
 // putHandler returns the handler that upserts objects of k.
 func putHandler[T any](k kind[T]) handler {
-	return typed(func(txn *memdb.Txn, e entry, obj *T) ([]Event, error) {
+	return typed(func(txn *tx, e entry, obj *T) ([]Event, error) {
 		if err := k.check(txn, obj); err != nil {
 			return nil, fmt.Errorf("put %s: %w", k.name, err)
 		}
@@ -34,7 +32,7 @@ func putHandler[T any](k kind[T]) handler {
 			k.intern(e.strings, obj)
 		}
 		key := k.key(obj)
-		if err := insert(txn, k.table, key, obj); err != nil {
+		if err := k.rows.insert(txn, key, obj); err != nil {
 			return nil, err
 		}
 		return oneEvent(k.name+".put", key, obj)
@@ -44,20 +42,58 @@ func putHandler[T any](k kind[T]) handler {
 // deleteHandler returns the handler that deletes objects of k by key; a
 // missing object is a no-op.
 func deleteHandler[T any](k kind[T]) handler {
-	return typed(func(txn *memdb.Txn, _ entry, ref *NameRef) ([]Event, error) {
+	return typed(func(txn *tx, _ entry, ref *NameRef) ([]Event, error) {
 		args, err := k.args(ref.Name)
 		if err != nil {
 			return nil, fmt.Errorf("delete %s: %w", k.name, err)
 		}
-		old, err := lookup[T](txn, k.table, args...)
+		old, err := k.rows.lookup(txn, args)
 		if err != nil || old == nil {
 			return nil, err
 		}
-		if err := txn.Delete(k.table, old); err != nil {
+		if err := k.rows.remove(txn, old); err != nil {
 			return nil, fmt.Errorf("delete %s %q: %w", k.name, ref.Name, err)
 		}
 		return oneEvent(k.name+".deleted", ref.Name, old)
 	})
+}
+
+// rows is where the objects of a kind live: a memdb table or the task
+// table.
+type rows[T any] interface {
+	lookup(txn *tx, args []any) (*T, error)
+	insert(txn *tx, key string, obj *T) error
+	remove(txn *tx, obj *T) error
+}
+
+// memdbRows keeps objects in a memdb table.
+type memdbRows[T any] struct{ table string }
+
+func (r memdbRows[T]) lookup(txn *tx, args []any) (*T, error) {
+	return lookup[T](txn, r.table, args...)
+}
+
+func (r memdbRows[T]) insert(txn *tx, key string, obj *T) error {
+	return insert(txn, r.table, key, obj)
+}
+
+func (r memdbRows[T]) remove(txn *tx, obj *T) error { return txn.Delete(r.table, obj) }
+
+// taskRows keeps tasks in the transaction's task table.
+type taskRows struct{}
+
+func (taskRows) lookup(txn *tx, args []any) (*Task, error) {
+	return txn.tasks.get(args[0].(string)), nil
+}
+
+func (taskRows) insert(txn *tx, _ string, t *Task) error {
+	txn.tasks.put(t)
+	return nil
+}
+
+func (taskRows) remove(txn *tx, t *Task) error {
+	txn.tasks.delete(t)
+	return nil
 }
 
 // Event types of the put/delete commands, for watchers to switch on: the
@@ -115,20 +151,20 @@ func prefixName(what, name string) error {
 
 // hostKind serves host deletes only (hosts are put by register/heartbeat).
 var hostKind = kind[Host]{
-	name: "host", table: tableHosts, args: oneArg,
+	name: "host", rows: memdbRows[Host]{tableHosts}, args: oneArg,
 	key: func(h *Host) string { return h.Name },
 }
 
 // varKind serves var deletes only (vars are put by applySetVar).
 var varKind = kind[Var]{
-	name: "var", table: tableVars, args: oneArg,
+	name: "var", rows: memdbRows[Var]{tableVars}, args: oneArg,
 	key: func(v *Var) string { return v.Key },
 }
 
 var appKind = kind[App]{
-	name: "app", table: tableApps, args: oneArg,
+	name: "app", rows: memdbRows[App]{tableApps}, args: oneArg,
 	key: func(a *App) string { return a.Name },
-	check: func(_ *memdb.Txn, a *App) error {
+	check: func(_ *tx, a *App) error {
 		a.Created = utc(a.Created)
 		return prefixName("app name", a.Name)
 	},
@@ -136,9 +172,9 @@ var appKind = kind[App]{
 }
 
 var serviceKind = kind[Service]{
-	name: "service", table: tableServices, args: twoArgs,
+	name: "service", rows: memdbRows[Service]{tableServices}, args: twoArgs,
 	key: func(s *Service) string { return s.App + "/" + s.Name },
-	check: func(_ *memdb.Txn, s *Service) error {
+	check: func(_ *tx, s *Service) error {
 		if err := prefixName("service app", s.App); err != nil {
 			return err
 		}
@@ -148,38 +184,38 @@ var serviceKind = kind[Service]{
 }
 
 var taskKind = kind[Task]{
-	name: "task", table: tableTasks, args: oneArg,
+	name: "task", rows: taskRows{}, args: oneArg,
 	key:      func(t *Task) string { return t.ID },
-	check:    func(_ *memdb.Txn, t *Task) error { return required("task id and app", t.ID, t.App) },
+	check:    func(_ *tx, t *Task) error { return required("task id and app", t.ID, t.App) },
 	setIndex: func(t *Task, i uint64) { t.ModifyIndex = i },
 	intern:   internTask,
 }
 
 var volumeKind = kind[Volume]{
-	name: "volume", table: tableVolumes, args: oneArg,
+	name: "volume", rows: memdbRows[Volume]{tableVolumes}, args: oneArg,
 	key:      func(v *Volume) string { return v.Name },
 	check:    checkVolume,
 	setIndex: func(v *Volume, i uint64) { v.ModifyIndex = i },
 }
 
 var networkKind = kind[Network]{
-	name: "network", table: tableNetworks, args: oneArg,
+	name: "network", rows: memdbRows[Network]{tableNetworks}, args: oneArg,
 	key:      func(n *Network) string { return n.Name },
 	check:    checkNetwork,
 	setIndex: func(n *Network, i uint64) { n.ModifyIndex = i },
 }
 
 var leaseKind = kind[IPLease]{
-	name: "lease", table: tableLeases, args: twoArgs,
+	name: "lease", rows: memdbRows[IPLease]{tableLeases}, args: twoArgs,
 	key:      func(l *IPLease) string { return l.Network + "/" + l.Addr },
 	check:    checkLease,
 	setIndex: func(l *IPLease, i uint64) { l.ModifyIndex = i },
 }
 
 var moveKind = kind[Move]{
-	name: "move", table: tableMoves, args: oneArg,
+	name: "move", rows: memdbRows[Move]{tableMoves}, args: oneArg,
 	key: func(m *Move) string { return m.ID },
-	check: func(_ *memdb.Txn, m *Move) error {
+	check: func(_ *tx, m *Move) error {
 		m.Started, m.Updated = utc(m.Started), utc(m.Updated)
 		return required("move id", m.ID)
 	},
@@ -188,7 +224,7 @@ var moveKind = kind[Move]{
 
 // checkVolume refuses a put that would move a volume's lease generation
 // backwards: the generation fences stale owners.
-func checkVolume(txn *memdb.Txn, v *Volume) error {
+func checkVolume(txn *tx, v *Volume) error {
 	if err := required("volume name", v.Name); err != nil {
 		return err
 	}
@@ -205,7 +241,7 @@ func checkVolume(txn *memdb.Txn, v *Volume) error {
 
 // checkNetwork refuses a network whose VNI another network already uses:
 // the two would share one VXLAN segment.
-func checkNetwork(txn *memdb.Txn, n *Network) error {
+func checkNetwork(txn *tx, n *Network) error {
 	if err := prefixName("network name", n.Name); err != nil {
 		return err
 	}
@@ -227,7 +263,7 @@ func checkNetwork(txn *memdb.Txn, n *Network) error {
 
 // checkLease refuses to hand a leased address to another task; to reassign
 // an address, delete the lease first (both may go in one batch).
-func checkLease(txn *memdb.Txn, l *IPLease) error {
+func checkLease(txn *tx, l *IPLease) error {
 	if err := prefixName("lease network", l.Network); err != nil {
 		return err
 	}

@@ -102,17 +102,17 @@ type Task struct {
 	// container's label says which it does run.
 	Version       string   `json:"version"`
 	ObservedState string   `json:"observed_state"` // see the Task* states
-	Host          string   `json:"host"`           // where its container is
-	ContainerID   string   `json:"container_id"`
-	IPs           []string `json:"ips"`
+	Host          string   `json:"host,omitempty"` // where its container is
+	ContainerID   string   `json:"container_id,omitempty"`
+	IPs           []string `json:"ips,omitempty"`
 	Health        string   `json:"health,omitempty"`
 	ExitCode      int      `json:"exit_code,omitempty"`
 	Restarts      int      `json:"restarts,omitempty"`
 	// Message says why the task is not running as desired ("waiting for
 	// db", "no host fits: ..."), in one line for `clusterctl ps`.
 	Message     string    `json:"message,omitempty"`
-	Updated     time.Time `json:"updated"`
-	ModifyIndex uint64    `json:"modify_index"`
+	Updated     time.Time `json:"updated,omitzero"`
+	ModifyIndex uint64    `json:"modify_index,omitempty"`
 }
 
 // Task states: desired states are TaskRunning and TaskShutdown; observed

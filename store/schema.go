@@ -14,7 +14,7 @@ const (
 	tableVars     = "vars"
 	tableApps     = "apps"
 	tableServices = "services"
-	tableTasks    = "tasks"
+	tableTasks    = "tasks" // in snapshots only: tasks live in a taskTable
 	tableVolumes  = "volumes"
 	tableNetworks = "networks"
 	tableLeases   = "leases"
@@ -26,7 +26,6 @@ const (
 	indexID      = "id"
 	indexIDPfx   = "id_prefix" // memdb's prefix form of the id index
 	indexApp     = "app"
-	indexHost    = "host"
 	indexNetwork = "network"
 )
 
@@ -78,7 +77,6 @@ func schema() *memdb.DBSchema {
 		table(tableVars, idIndex(field("Key"))),
 		table(tableApps, idIndex(field("Name"))),
 		table(tableServices, idIndex(compound("App", "Name")), secondary(indexApp, "App")),
-		table(tableTasks, idIndex(field("ID")), secondary(indexApp, "App"), secondary(indexHost, "Host")),
 		table(tableVolumes, idIndex(field("Name"))),
 		table(tableNetworks, idIndex(field("Name"))),
 		table(tableLeases, idIndex(compound("Network", "Addr")), secondary(indexNetwork, "Network")),

@@ -11,18 +11,14 @@ import (
 
 // writeTableWithEncoder is how writeTable wrote records before it wrote
 // their envelope itself: the reference its bytes must match.
-func writeTableWithEncoder(t *testing.T, enc *json.Encoder, s *Store, table string) {
+func writeTasksWithEncoder(t *testing.T, enc *json.Encoder, s *Store) {
 	t.Helper()
-	it, err := s.View().txn.Get(table, indexID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for obj := it.Next(); obj != nil; obj = it.Next() {
+	for obj := range s.View().txn.tasks.all() {
 		raw, err := json.Marshal(obj)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := enc.Encode(snapshotRecord{Table: table, Object: raw}); err != nil {
+		if err := enc.Encode(snapshotRecord{Table: tableTasks, Object: raw}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,14 +46,19 @@ func TestWriteTableMatchesEncoder(t *testing.T) {
 	}
 	var got, want bytes.Buffer
 	bw := bufio.NewWriter(&got)
-	n, err := writeTable(bw, s.View().txn, tableTasks)
+	sn := &snapshot{tasks: s.View().txn.tasks}
+	objects, err := sn.objects(nil, tableTasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := writeTable(bw, tableTasks, objects)
 	if err != nil || n != 2 {
 		t.Fatalf("wrote %d tasks: %v", n, err)
 	}
 	if err := bw.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	writeTableWithEncoder(t, json.NewEncoder(&want), s, tableTasks)
+	writeTasksWithEncoder(t, json.NewEncoder(&want), s)
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Fatalf("writeTable wrote\n%s\nthe encoder writes\n%s", got.Bytes(), want.Bytes())
 	}

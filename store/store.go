@@ -20,8 +20,14 @@ type Store struct {
 	handlers map[CommandType]handler
 	strings  *interner // used inside write transactions only, which memdb makes one at a time
 
+	// tasks is the committed task table as the FSM goroutine writes it
+	// next (cloned per entry); readers get published, a clone of it, so
+	// no tree is read while it is being cloned or written.
+	tasks *taskTable
+
 	mu        sync.RWMutex
 	db        *memdb.MemDB  // swapped by Restore
+	published *taskTable    // the tasks as of applied, for views
 	applied   uint64        // last applied raft index
 	appliedCh chan struct{} // closed when applied advances
 	events    *eventRing
@@ -49,7 +55,14 @@ type entry struct {
 
 // handler applies one command's payload inside a write transaction and
 // returns the events it caused; an error refuses the command.
-type handler func(txn *memdb.Txn, e entry, payload json.RawMessage) ([]Event, error)
+type handler func(txn *tx, e entry, payload json.RawMessage) ([]Event, error)
+
+// tx is a transaction over the whole state: memdb's tables and the task
+// table, which holds a private clone while the transaction writes.
+type tx struct {
+	*memdb.Txn
+	tasks *taskTable
+}
 
 // New returns an empty store that logs to log (nothing when log is nil).
 func New(log *slog.Logger) *Store {
@@ -63,6 +76,8 @@ func New(log *slog.Logger) *Store {
 	s := &Store{
 		log:       log,
 		db:        db,
+		tasks:     newTaskTable(),
+		published: newTaskTable(),
 		appliedCh: make(chan struct{}),
 		events:    newEventRing(EventBufferSize),
 		changed:   make(chan struct{}),
@@ -108,36 +123,41 @@ func (s *Store) fail(index uint64, t CommandType, err error) {
 // applied index. A refused command still advances the index, alone.
 func (s *Store) applyEntry(e entry, cmd Command) ([]Event, error) {
 	db := s.currentDB()
-	txn := db.Txn(true)
+	txn := &tx{Txn: db.Txn(true), tasks: s.tasks.clone()}
 	defer txn.Abort() // no-op after Commit; releases the writer on panic
 	events, err := s.dispatch(txn, e, cmd)
 	if err != nil {
 		txn.Abort()
-		if ierr := s.recordIndex(db.Txn(true), e.index); ierr != nil {
+		if ierr := s.commit(&tx{Txn: db.Txn(true), tasks: s.tasks}, e.index); ierr != nil {
 			return nil, &fatalError{ierr}
 		}
 		return nil, err
 	}
-	if err := s.recordIndex(txn, e.index); err != nil {
+	if err := s.commit(txn, e.index); err != nil {
 		return nil, &fatalError{err}
 	}
 	return events, nil
 }
 
-// recordIndex sets the applied index in txn and commits it.
-func (s *Store) recordIndex(txn *memdb.Txn, index uint64) error {
+// commit sets the applied index in txn and commits it: memdb and the task
+// table together, under the lock, so a View sees both at one index.
+func (s *Store) commit(txn *tx, index uint64) error {
 	defer txn.Abort()
-	m := readMeta(txn)
+	m := readMeta(txn.Txn)
 	m.AppliedIndex = index
-	if err := writeMeta(txn, m); err != nil {
+	if err := writeMeta(txn.Txn, m); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	txn.Commit()
+	s.tasks = txn.tasks
+	s.published = txn.tasks.clone()
 	return nil
 }
 
 // dispatch routes one command to its handler.
-func (s *Store) dispatch(txn *memdb.Txn, e entry, cmd Command) ([]Event, error) {
+func (s *Store) dispatch(txn *tx, e entry, cmd Command) ([]Event, error) {
 	h, ok := s.handlers[cmd.Type]
 	if !ok {
 		return nil, &fatalError{fmt.Errorf("unknown command type %d", uint8(cmd.Type))}
@@ -167,6 +187,13 @@ func (s *Store) publish(e entry, events []Event) {
 	s.events.push(events...)
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// readTxn returns a read transaction over the current state.
+func (s *Store) readTxn() *tx {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return &tx{Txn: s.db.Txn(false), tasks: s.published}
 }
 
 // currentDB returns the live database (Restore may swap it).

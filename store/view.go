@@ -3,7 +3,7 @@ package store
 import (
 	"fmt"
 
-	memdb "github.com/hashicorp/go-memdb"
+	"iter"
 )
 
 // View is a consistent, point-in-time, read-only view of the state: every
@@ -11,19 +11,19 @@ import (
 // new one to see later changes. All returned objects are copies the caller
 // may modify. Lists are sorted by key.
 type View struct {
-	txn *memdb.Txn
+	txn *tx
 }
 
 // View returns a read-only view of the current state.
 func (s *Store) View() *View {
-	return &View{txn: s.currentDB().Txn(false)}
+	return &View{txn: s.readTxn()}
 }
 
 // Index returns the raft index of the last entry applied in this view.
-func (v *View) Index() uint64 { return readMeta(v.txn).AppliedIndex }
+func (v *View) Index() uint64 { return readMeta(v.txn.Txn).AppliedIndex }
 
 // ClusterID returns the cluster's ID, empty before CmdInitCluster.
-func (v *View) ClusterID() string { return readMeta(v.txn).ClusterID }
+func (v *View) ClusterID() string { return readMeta(v.txn.Txn).ClusterID }
 
 // Servers returns the managers, by name.
 func (v *View) Servers() []Server { return list(v, tableServers, indexID, same[Server]) }
@@ -68,18 +68,19 @@ func (v *View) Service(app, name string) (Service, bool) {
 // Tasks returns the tasks of an app ("" for all apps), by ID.
 func (v *View) Tasks(app string) []Task {
 	if app == "" {
-		return list(v, tableTasks, indexID, cloneTask)
+		return cloneTasks(v.txn.tasks.all())
 	}
-	return list(v, tableTasks, indexApp, cloneTask, app)
-}
-
-// TasksOnHost returns the tasks whose observed Host is host, by ID.
-func (v *View) TasksOnHost(host string) []Task {
-	return list(v, tableTasks, indexHost, cloneTask, host)
+	return cloneTasks(v.txn.tasks.ofApp(app))
 }
 
 // Task returns the task of that ID.
-func (v *View) Task(id string) (Task, bool) { return get(v, tableTasks, cloneTask, id) }
+func (v *View) Task(id string) (Task, bool) {
+	t := v.txn.tasks.get(id)
+	if t == nil {
+		return Task{}, false
+	}
+	return cloneTask(*t), true
+}
 
 // Volumes returns the volumes, by name.
 func (v *View) Volumes() []Volume { return list(v, tableVolumes, indexID, same[Volume]) }
@@ -143,14 +144,13 @@ func get[T any](v *View, table string, clone func(T) T, args ...any) (T, bool) {
 
 // TaskCount returns how many tasks there are, without copying them, so
 // a caller checking a large store's size does not pay for a list.
-func (v *View) TaskCount() int {
-	it, err := v.txn.Get(tableTasks, indexID)
-	if err != nil {
-		panic(fmt.Sprintf("store: list %s: %v", tableTasks, err)) // schema bug
+func (v *View) TaskCount() int { return v.txn.tasks.len() }
+
+// cloneTasks returns copies of the tasks of seq.
+func cloneTasks(seq iter.Seq[*Task]) []Task {
+	out := []Task{}
+	for t := range seq {
+		out = append(out, cloneTask(*t))
 	}
-	n := 0
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		n++
-	}
-	return n
+	return out
 }

@@ -22,8 +22,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -60,6 +62,12 @@ type Options struct {
 	// be on disk. Snapshots bound the log but serialize the whole state
 	// each time, which costs far more CPU than the log costs memory.
 	SnapshotEvery int
+	// MemoryLimit, if positive, is the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit, as GOMEMLIMIT sets it) for the run, in
+	// bytes: the collector then runs as often as it must to keep the
+	// heap under it, instead of letting garbage grow to the live heap's
+	// size (GOGC=100) before collecting. A manager would be run with one.
+	MemoryLimit int64
 	// NoBaseline skips the placement-only baseline.
 	NoBaseline bool
 	// OnCheckpoint, if set, is called as each checkpoint is passed, so a
@@ -99,6 +107,9 @@ func (o Options) Validate() error {
 		if f.v < 1 {
 			return fmt.Errorf("%s %d: must be at least 1", f.name, f.v)
 		}
+	}
+	if o.MemoryLimit < 0 {
+		return fmt.Errorf("memory limit %d: must be 0 (none) or more", o.MemoryLimit)
 	}
 	if o.SnapshotEvery < 0 {
 		return fmt.Errorf("snapshot every %d entries: must be 0 (never) or more", o.SnapshotEvery)
@@ -168,6 +179,9 @@ type Result struct {
 	PlacementsPerSec float64 `json:"placements_per_sec"`
 	// PeakRSSMiB is the process's peak resident memory (VmHWM).
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit during the
+	// run, 0 if none.
+	MemoryLimitMiB float64 `json:"memory_limit_mib"`
 	// Seconds is the time the rate is over.
 	Seconds float64 `json:"seconds"`
 	// CPUMicrosPerPlacement is the process's CPU time over that time,
@@ -196,6 +210,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	o := opts.withDefaults()
 	res := Result{Hosts: o.Hosts, Tasks: o.Tasks, Batch: o.Batch, Services: o.Services}
+	if o.MemoryLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryLimit))
+	}
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		res.MemoryLimitMiB = float64(limit) / (1 << 20)
+	}
 	w := newWorkload(o)
 	if !o.NoBaseline {
 		rate, err := baseline(ctx, o, w)
