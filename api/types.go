@@ -66,6 +66,9 @@ type RegisterHost struct {
 	Labels        map[string]string `json:"labels,omitempty"`
 	CPUs          int               `json:"cpus"`
 	MemoryBytes   int64             `json:"memory_bytes"`
+	// AgentAPI is the agent's own endpoint (http://addr:port) for volume
+	// operations and volume data.
+	AgentAPI string `json:"agent_api,omitempty"`
 }
 
 // Heartbeat is an agent saying its host is alive, with the containers it

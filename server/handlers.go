@@ -160,7 +160,7 @@ func (s *Server) handleRegisterHost(w http.ResponseWriter, r *http.Request) {
 	s.hb.touch(req.Name, time.Now())
 	s.writeCommand(w, store.CmdRegisterHost, store.Host{
 		Name: req.Name, Addr: req.Addr, Docker: req.Docker, DockerVersion: req.DockerVersion,
-		Labels: req.Labels, CPUs: req.CPUs, MemoryBytes: req.MemoryBytes, State: store.HostUp,
+		Labels: req.Labels, CPUs: req.CPUs, MemoryBytes: req.MemoryBytes, State: store.HostUp, AgentAPI: req.AgentAPI,
 	})
 }
 

@@ -47,6 +47,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{name}/scale", s.onLeader(s.handleScale))
 	mux.HandleFunc("GET /v1/tasks", s.read(s.handleTasks))
 	mux.HandleFunc("GET /v1/tasks/{id}/logs", s.handleLogs)
+	mux.HandleFunc("GET /v1/volumes", s.read(s.handleVolumes))
+	mux.HandleFunc("GET /v1/volumes/{name}", s.read(s.handleVolume))
+	mux.HandleFunc("POST /v1/volumes", s.onLeader(s.handleCreateVolume))
+	mux.HandleFunc("POST /v1/volumes/{name}/attach", s.onLeader(s.handleAttachVolume))
+	mux.HandleFunc("DELETE /v1/volumes/{name}", s.onLeader(s.handleRemoveVolume))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such API: %s %s", r.Method, r.URL.Path))
 	})

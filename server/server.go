@@ -16,6 +16,7 @@ import (
 	"github.com/clusterctl/clusterctl/orchestrator"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/transport"
+	"github.com/clusterctl/clusterctl/volumes"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -37,6 +38,7 @@ type Server struct {
 	forwarder http.RoundTripper
 	hb        *heartbeats
 	orch      *orchestrator.Orchestrator // the leader's planning and reconciling
+	vols      *volumes.Manager           // the leader's volume leases
 	// hasState says the data dir held Raft state at start: this manager
 	// was part of a cluster already.
 	hasState bool
@@ -69,6 +71,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}), forwarder: transport.RoundTripper()}
 	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log})
+	s.vols = volumes.New(s.store, s.applyRaw, cfg.Log)
 	// Before Raft opens the data dir (and may start an election with it):
 	// a data dir of one cluster among the managers of another is refused.
 	if err := s.checkPeersCluster(); err != nil {

@@ -121,6 +121,10 @@ type Check struct {
 	Services map[string]uint64 `json:"services,omitempty"`
 	// HostsUp must all exist and be up.
 	HostsUp []string `json:"hosts_up,omitempty"`
+	// Volumes maps volume names to the ModifyIndex they must still have;
+	// 0 means the volume must not exist. Racing attaches read the same
+	// index: exactly one commits.
+	Volumes map[string]uint64 `json:"volumes,omitempty"`
 }
 
 // Batch is the payload of CmdBatch: several encoded commands (each from

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/clusterctl/clusterctl/store"
@@ -48,5 +49,39 @@ func TestEncodeDecode(t *testing.T) {
 	}
 	if _, err := store.Encode(store.CmdSetVar, func() {}); err == nil {
 		t.Fatal("encoded an unencodable payload")
+	}
+}
+
+// Two hosts racing to attach a volume both read its ModifyIndex; the Check
+// lets exactly one batch through.
+func TestCheckVolumesRacingAttach(t *testing.T) {
+	s := store.New(nil)
+	idx := mustApply(t, s, store.CmdPutVolume, store.Volume{Name: "data", Backend: store.VolumeBlock, Generation: 1})
+	attach := func(host string) []byte {
+		data, err := store.EncodeBatch(
+			encode(t, store.CmdCheck, store.Check{Volumes: map[string]uint64{"data": idx}}),
+			encode(t, store.CmdPutVolume, store.Volume{Name: "data", Backend: store.VolumeBlock, OwnerHost: host, Generation: 2}),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	if res := applyData(t, s, attach("host1")); res.Err != nil {
+		t.Fatalf("first attach refused: %v", res.Err)
+	}
+	if res := applyData(t, s, attach("host2")); !errors.Is(res.Err, store.ErrConflict) {
+		t.Fatalf("second attach: %v, want ErrConflict", res.Err)
+	}
+	if v, _ := s.View().Volume("data"); v.OwnerHost != "host1" || v.Generation != 2 {
+		t.Fatalf("volume %+v, want owner host1 generation 2", v)
+	}
+	create, err := store.EncodeBatch(encode(t, store.CmdCheck, store.Check{Volumes: map[string]uint64{"data": 0}}),
+		encode(t, store.CmdPutVolume, store.Volume{Name: "data", Backend: store.VolumeCopy}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := applyData(t, s, create); !errors.Is(res.Err, store.ErrConflict) {
+		t.Fatalf("create over an existing volume: %v, want ErrConflict", res.Err)
 	}
 }

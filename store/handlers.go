@@ -308,6 +308,15 @@ func applyCheck(txn *tx, _ entry, p *Check) ([]Event, error) {
 			return nil, err
 		}
 	}
+	for name, want := range p.Volumes {
+		vol, err := lookup[Volume](txn, tableVolumes, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := expectIndex("volume "+name, vol, want, func(v *Volume) uint64 { return v.ModifyIndex }); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range p.HostsUp {
 		h, err := lookup[Host](txn, tableHosts, name)
 		if err != nil {

@@ -228,6 +228,7 @@ func checkVolume(txn *tx, v *Volume) error {
 	if err := required("volume name", v.Name); err != nil {
 		return err
 	}
+	v.Created = utc(v.Created)
 	old, err := lookup[Volume](txn, tableVolumes, v.Name)
 	if err != nil {
 		return err

@@ -41,6 +41,9 @@ type Container struct {
 	// ExitCode is the exit code of an exited container, for restart
 	// policies and service_completed_successfully.
 	ExitCode int `json:"exit_code,omitempty"`
+	// Volumes are the cluster volumes the container mounts, so managers
+	// know which volumes are in use and where.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // Host is a Docker host that runs an agent and takes tasks.
@@ -56,6 +59,9 @@ type Host struct {
 	LastHeartbeat time.Time         `json:"last_heartbeat"`
 	Containers    []Container       `json:"containers"`
 	Registered    time.Time         `json:"registered"`
+	// AgentAPI is the agent's own HTTP endpoint (http://addr:port), where
+	// managers drive volume operations and agents send volume data.
+	AgentAPI string `json:"agent_api,omitempty"`
 	// ModifyIndex is the raft index of the last change, set by the FSM. A
 	// heartbeat that only advances LastHeartbeat does not bump it.
 	ModifyIndex uint64 `json:"modify_index"`
@@ -126,16 +132,30 @@ const (
 	TaskLost     = "lost"     // its host is down
 )
 
-// Volume is a cluster volume: which host owns its data, under which lease
-// generation (a fence against stale owners) and on which backend.
+// Volume is a cluster volume: which host holds its lease (the only host
+// that may mount it), under which lease generation (bumped on every attach:
+// a fence against a host that lost the lease) and on which backend.
 type Volume struct {
-	Name        string `json:"name"`
-	Backend     string `json:"backend"`
-	OwnerHost   string `json:"owner_host"`
-	Generation  uint64 `json:"generation"`
-	SizeBytes   int64  `json:"size_bytes"`
-	ModifyIndex uint64 `json:"modify_index"`
+	Name    string `json:"name"`
+	Backend string `json:"backend"` // VolumeCopy or VolumeBlock
+	// OwnerHost holds the lease, "" when the volume is attached nowhere.
+	// A copy volume's data lives on its owner, so it only changes owner
+	// by a move; a block volume's image is on shared storage.
+	OwnerHost  string `json:"owner_host"`
+	Generation uint64 `json:"generation"`
+	// SizeBytes is a block volume's image size, a copy volume's data
+	// size when last measured.
+	SizeBytes   int64             `json:"size_bytes"`
+	Options     map[string]string `json:"options,omitempty"` // driver options as created
+	Created     time.Time         `json:"created,omitzero"`
+	ModifyIndex uint64            `json:"modify_index"`
 }
+
+// Volume backends.
+const (
+	VolumeCopy  = "copy"  // data on the owner's disk, streamed on a move
+	VolumeBlock = "block" // a filesystem image on storage every host reaches
+)
 
 // Network is a cluster overlay network (one VXLAN segment).
 type Network struct {
@@ -192,6 +212,7 @@ func cloneContainers(cs []Container) []Container {
 	out := make([]Container, len(cs))
 	for i, c := range cs {
 		c.Labels = maps.Clone(c.Labels)
+		c.Volumes = slices.Clone(c.Volumes)
 		out[i] = c
 	}
 	return out
@@ -203,7 +224,7 @@ func containersEqual(a, b []Container) bool {
 	return slices.EqualFunc(a, b, func(x, y Container) bool {
 		return x.ID == y.ID && x.Name == y.Name && x.Image == y.Image &&
 			x.State == y.State && x.Health == y.Health && x.ExitCode == y.ExitCode &&
-			maps.Equal(x.Labels, y.Labels)
+			maps.Equal(x.Labels, y.Labels) && slices.Equal(x.Volumes, y.Volumes)
 	})
 }
 
@@ -217,6 +238,12 @@ func cloneService(s Service) Service {
 func cloneApp(a App) App {
 	a.Spec = bytes.Clone(a.Spec)
 	return a
+}
+
+// cloneVolume returns a deep copy of v.
+func cloneVolume(v Volume) Volume {
+	v.Options = maps.Clone(v.Options)
+	return v
 }
 
 // cloneTask returns a deep copy of t.

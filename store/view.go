@@ -83,10 +83,10 @@ func (v *View) Task(id string) (Task, bool) {
 }
 
 // Volumes returns the volumes, by name.
-func (v *View) Volumes() []Volume { return list(v, tableVolumes, indexID, same[Volume]) }
+func (v *View) Volumes() []Volume { return list(v, tableVolumes, indexID, cloneVolume) }
 
 // Volume returns the volume of that name.
-func (v *View) Volume(name string) (Volume, bool) { return get(v, tableVolumes, same[Volume], name) }
+func (v *View) Volume(name string) (Volume, bool) { return get(v, tableVolumes, cloneVolume, name) }
 
 // Networks returns the networks, by name.
 func (v *View) Networks() []Network { return list(v, tableNetworks, indexID, same[Network]) }

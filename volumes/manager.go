@@ -1,0 +1,225 @@
+package volumes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/clusterctl/clusterctl/agentapi"
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/store"
+)
+
+// conflictRetries bounds how often an operation re-reads the store and
+// tries again when a concurrent change made its batch fail its Check.
+const conflictRetries = 5
+
+// Manager runs on the leader and changes volumes through Raft.
+type Manager struct {
+	store *store.Store
+	apply func([]byte) (uint64, error)
+	agent func(base string) *agentapi.Client
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a manager that reads st and commits encoded commands with
+// apply (on the leader).
+func New(st *store.Store, apply func([]byte) (uint64, error), log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{
+		store: st, apply: apply, log: log, now: time.Now,
+		agent: func(base string) *agentapi.Client { return agentapi.NewClient(base, nil) },
+	}
+}
+
+// Create records a new volume, detached. A volume that exists with the
+// same options is returned as it is: Docker creates a global volume on
+// every host that uses it.
+func (m *Manager) Create(req api.VolumeCreate) (store.Volume, error) {
+	if err := ValidateName(req.Name); err != nil {
+		return store.Volume{}, err
+	}
+	opts, err := ParseOptions(req.Options)
+	if err != nil {
+		return store.Volume{}, err
+	}
+	return m.retry(req.Name, func(v *store.View) (store.Volume, []byte, error) {
+		if old, ok := v.Volume(req.Name); ok {
+			if !sameOptions(old, req.Options) {
+				return old, nil, fmt.Errorf("volume %s exists with other options (%s): %w", req.Name, describe(old), store.ErrConflict)
+			}
+			return old, nil, nil
+		}
+		vol := store.Volume{Name: req.Name, Backend: opts.Backend, SizeBytes: opts.SizeBytes, Options: req.Options, Created: m.now().UTC()}
+		return vol, m.putChecked(vol, 0), nil
+	})
+}
+
+// Attach gives host the volume's lease with a new generation; a host that
+// holds it already keeps it. A lease held by another host is refused: it
+// changes hands only by a move (or, for a block volume, a detach). A copy
+// volume's first attach decides where its data lives.
+func (m *Manager) Attach(name, host string) (store.Volume, error) {
+	return m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
+		vol, ok := v.Volume(name)
+		if !ok {
+			return vol, nil, fmt.Errorf("no volume %q: %w", name, store.ErrNotFound)
+		}
+		if h, ok := v.Host(host); !ok || h.State != store.HostUp {
+			return vol, nil, fmt.Errorf("host %q is not an up host of the cluster: %w", host, store.ErrInvalid)
+		}
+		if vol.OwnerHost == host {
+			return vol, nil, nil
+		}
+		if vol.OwnerHost != "" {
+			return vol, nil, fmt.Errorf("volume %s is attached to %s (lease generation %d): %w", name, vol.OwnerHost, vol.Generation, store.ErrConflict)
+		}
+		index := vol.ModifyIndex
+		vol.OwnerHost, vol.Generation = host, vol.Generation+1
+		return vol, m.putChecked(vol, index), nil
+	})
+}
+
+// Remove deletes a volume and its data: the host holding its data (or, for
+// a detached block volume, any up host, which all reach the image) deletes
+// it first, and the record goes only once that succeeded.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	v := m.store.View()
+	vol, ok := v.Volume(name)
+	if !ok {
+		return fmt.Errorf("no volume %q: %w", name, store.ErrNotFound)
+	}
+	if users := UsedBy(v, name); len(users) > 0 {
+		return fmt.Errorf("volume %s is in use by %s: %w", name, users[0], store.ErrConflict)
+	}
+	if err := m.removeData(ctx, v, vol); err != nil {
+		return err
+	}
+	_, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
+		cur, ok := v.Volume(name)
+		if !ok {
+			return cur, nil, nil
+		}
+		batch, err := batch(check(name, cur.ModifyIndex), encode(store.CmdDeleteVolume, store.NameRef{Name: name}))
+		return cur, batch, err
+	})
+	return err
+}
+
+// removeData asks the agent that can reach the volume's data to delete it.
+func (m *Manager) removeData(ctx context.Context, v *store.View, vol store.Volume) error {
+	host, err := dataHost(v, vol)
+	if err != nil || host == nil {
+		return err
+	}
+	if err := m.agent(host.AgentAPI).RemoveVolume(ctx, vol.Name); err != nil {
+		if agentapi.IsConflict(err) {
+			return fmt.Errorf("remove volume %s on %s: %v: %w", vol.Name, host.Name, err, store.ErrConflict)
+		}
+		return fmt.Errorf("remove volume %s on %s: %w", vol.Name, host.Name, err)
+	}
+	return nil
+}
+
+// dataHost is the host whose agent can delete a volume's data, nil if the
+// volume has none yet (a copy volume never attached).
+func dataHost(v *store.View, vol store.Volume) (*store.Host, error) {
+	if vol.OwnerHost != "" {
+		h, ok := v.Host(vol.OwnerHost)
+		if !ok || h.State != store.HostUp || h.AgentAPI == "" {
+			return nil, fmt.Errorf("volume %s: its host %s is down, so its data cannot be removed now; try again when it is up: %w", vol.Name, vol.OwnerHost, store.ErrConflict)
+		}
+		return &h, nil
+	}
+	if vol.Backend == store.VolumeCopy {
+		return nil, nil
+	}
+	for _, h := range v.Hosts() {
+		if h.State == store.HostUp && h.AgentAPI != "" {
+			return &h, nil
+		}
+	}
+	return nil, fmt.Errorf("volume %s: no host is up to remove its image: %w", vol.Name, store.ErrConflict)
+}
+
+// retry reads a view, lets decide return the volume and the batch to
+// commit (nil: nothing to commit), commits it and tries again from a new
+// view when a concurrent change made the batch's Check fail.
+func (m *Manager) retry(name string, decide func(*store.View) (store.Volume, []byte, error)) (store.Volume, error) {
+	for range conflictRetries {
+		vol, data, err := decide(m.store.View())
+		if err != nil || data == nil {
+			return vol, err
+		}
+		index, err := m.apply(data)
+		if errors.Is(err, store.ErrConflict) {
+			m.log.Debug("volume changed meanwhile: trying again", "volume", name, "err", err)
+			continue
+		}
+		if err != nil {
+			return vol, fmt.Errorf("volume %s: %w", name, err)
+		}
+		vol.ModifyIndex = index
+		return vol, nil
+	}
+	return store.Volume{}, fmt.Errorf("volume %s kept changing under %d attempts: %w", name, conflictRetries, store.ErrConflict)
+}
+
+// putChecked encodes [Check the volume's index, PutVolume vol].
+func (m *Manager) putChecked(vol store.Volume, index uint64) []byte {
+	data, err := batch(check(vol.Name, index), encode(store.CmdPutVolume, vol))
+	if err != nil {
+		panic(fmt.Sprintf("volumes: encode: %v", err)) // plain structs: a bug
+	}
+	return data
+}
+
+func check(name string, index uint64) []byte {
+	return encode(store.CmdCheck, store.Check{Volumes: map[string]uint64{name: index}})
+}
+
+func encode(t store.CommandType, payload any) []byte {
+	b, err := store.Encode(t, payload)
+	if err != nil {
+		panic(fmt.Sprintf("volumes: encode %s: %v", t, err)) // plain structs: a bug
+	}
+	return b
+}
+
+func batch(cmds ...[]byte) ([]byte, error) { return store.EncodeBatch(cmds...) }
+
+// describe names a volume's backend and size for messages.
+func describe(v store.Volume) string {
+	if v.Backend == store.VolumeBlock {
+		return fmt.Sprintf("backend block, size %d bytes", v.SizeBytes)
+	}
+	return "backend " + v.Backend
+}
+
+// UsedBy lists the containers that mount a volume, as host/container,
+// from the hosts' reports.
+func UsedBy(v *store.View, name string) []string {
+	var out []string
+	for _, h := range v.Hosts() {
+		for _, c := range h.Containers {
+			if slices.Contains(c.Volumes, name) {
+				out = append(out, h.Name+"/"+c.Name)
+			}
+		}
+	}
+	return out
+}
+
+// Info is a volume as the API shows it.
+func Info(v *store.View, vol store.Volume) api.Volume {
+	return api.Volume{
+		Name: vol.Name, Backend: vol.Backend, Owner: vol.OwnerHost, Generation: vol.Generation,
+		SizeBytes: vol.SizeBytes, Options: vol.Options, Created: vol.Created, UsedBy: UsedBy(v, vol.Name),
+	}
+}
