@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/clusterctl/clusterctl/agent/volume"
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/engine"
 	"github.com/clusterctl/clusterctl/store"
@@ -36,6 +38,14 @@ type Config struct {
 	Labels  map[string]string // placement labels (node.labels.KEY)
 	Servers []string          // managers' API addresses
 	Log     *slog.Logger
+	// DataDir keeps the agent's local state and copy volumes' data.
+	DataDir string
+	// SharedDir holds block volumes' images: storage every host reaches.
+	SharedDir string
+	// PluginDir is where dockerd looks for plugin sockets.
+	PluginDir string
+	// DataPort serves the agent's API: volume operations and data.
+	DataPort int
 }
 
 // Validate refuses a config that cannot work.
@@ -46,6 +56,12 @@ func (c Config) Validate() error {
 	if net.ParseIP(c.Addr) == nil {
 		return fmt.Errorf("--addr %q is not an IP address", c.Addr)
 	}
+	if c.DataPort < 1 || c.DataPort > 65535 {
+		return fmt.Errorf("--data-port %d is not a port", c.DataPort)
+	}
+	if !filepath.IsAbs(c.DataDir) || !filepath.IsAbs(c.SharedDir) || !filepath.IsAbs(c.PluginDir) {
+		return fmt.Errorf("--data-dir, --shared-dir and --plugin-dir must be absolute paths")
+	}
 	if len(c.Servers) == 0 {
 		return errors.New("no managers: pass --servers host:port,... or a context file with servers")
 	}
@@ -54,9 +70,10 @@ func (c Config) Validate() error {
 
 // Agent is a running agent.
 type Agent struct {
-	cfg    Config
-	docker *client.Client
-	api    *api.Client
+	cfg     Config
+	docker  *client.Client
+	api     *api.Client
+	volumes *volume.Driver
 }
 
 // New connects to the host's Docker engine.
@@ -75,6 +92,11 @@ func New(cfg Config) (*Agent, error) {
 // managers or Docker are retried, never fatal: an agent outlives both.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.docker.Close()
+	stop, err := a.startVolumes(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	registered := false
 	tick := time.NewTicker(HeartbeatInterval)
 	defer tick.Stop()
@@ -142,7 +164,7 @@ func (a *Agent) register(ctx context.Context) bool {
 	}
 	req := api.RegisterHost{
 		Name: a.cfg.Name, Addr: a.cfg.Addr, Docker: a.cfg.Docker, DockerVersion: info.ServerVersion,
-		Labels: a.cfg.Labels, CPUs: info.NCPU, MemoryBytes: info.MemTotal,
+		Labels: a.cfg.Labels, CPUs: info.NCPU, MemoryBytes: info.MemTotal, AgentAPI: a.dataURL(),
 	}
 	if err := a.api.RegisterHost(ctx, req); err != nil {
 		a.cfg.Log.Warn("register host", "err", err)
@@ -185,9 +207,20 @@ func (a *Agent) containers(ctx context.Context) ([]store.Container, error) {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
 		out = append(out, store.Container{ID: c.ID, Name: name, Image: c.Image, State: c.State, Labels: c.Labels,
-			Health: healthOf(c.Status), ExitCode: exitCodeOf(c.Status)})
+			Health: healthOf(c.Status), ExitCode: exitCodeOf(c.Status), Volumes: clusterVolumes(c.Mounts)})
 	}
 	return out, nil
+}
+
+// clusterVolumes names the cluster volumes among a container's mounts.
+func clusterVolumes(mounts []container.MountPoint) []string {
+	var out []string
+	for _, m := range mounts {
+		if m.Driver == volume.DriverName {
+			out = append(out, m.Name)
+		}
+	}
+	return out
 }
 
 // exitedStatus matches Docker's status line of a stopped container,

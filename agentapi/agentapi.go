@@ -42,8 +42,8 @@ func NewClient(base string, hc *http.Client) *Client {
 
 // RemoveVolume deletes the volume's data on the agent's host; it refuses
 // while the volume is mounted there.
-func (c *Client) RemoveVolume(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/volumes/"+url.PathEscape(name), nil)
+func (c *Client) RemoveVolume(ctx context.Context, name, backend string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/volumes/"+url.PathEscape(name)+"?backend="+url.QueryEscape(backend), nil)
 }
 
 // Volume returns the agent's state of a volume.

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/clusterctl/clusterctl/agent"
+	"github.com/clusterctl/clusterctl/agentapi"
 	"github.com/clusterctl/clusterctl/server"
 	"github.com/spf13/cobra"
 )
@@ -71,6 +72,10 @@ func newAgentCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.Addr, "addr", defaultAddr(), "the host's address on the cluster network")
 	f.StringVar(&cfg.Docker, "docker", "unix:///var/run/docker.sock", "the host's Docker endpoint")
 	f.StringToStringVar(&cfg.Labels, "label", nil, "placement label key=value (repeatable)")
+	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/clusterctl/agent", "the agent's state and copy volumes' data")
+	f.StringVar(&cfg.SharedDir, "shared-dir", "/var/lib/clusterctl/shared", "block volumes' images: storage every host reaches")
+	f.StringVar(&cfg.PluginDir, "plugin-dir", "/run/docker/plugins", "where dockerd finds plugin sockets")
+	f.IntVar(&cfg.DataPort, "data-port", agentapi.DefaultPort, "the agent's API port: volume operations and data")
 	return cmd
 }
 

@@ -188,3 +188,19 @@ func machineDocker(t *testing.T) string {
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
 }
+
+// httpPut puts body at a URL from the root namespace with a short timeout.
+func httpPut(url, body string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("PUT %s: %s", url, resp.Status)
+	}
+	return nil
+}

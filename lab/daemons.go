@@ -59,7 +59,9 @@ func (lab *Lab) startDaemons(cgRoot string, st *State, h HostState) error {
 	// The agent registers the engine's TCP address: the managers on other
 	// hosts create containers through it.
 	args := []string{"agent", "--name", h.Name, "--addr", h.Addr,
-		"--docker", dockerEndpoint(h), "--servers", servers}
+		"--docker", dockerEndpoint(h), "--servers", servers,
+		"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "agent"),
+		"--shared-dir", lab.Layout.SharedDir()}
 	return spawn(lab.Layout, cgRoot, h.Name, "agent", args)
 }
 

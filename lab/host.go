@@ -81,7 +81,7 @@ func waitDockerd(ctx context.Context, l Layout, host string, exited <-chan error
 // spec's path.
 func writeBootFiles(l Layout, cgroupRoot string, h HostState, storageDriver string) (string, error) {
 	data, run := l.hostDataDir(h.Name), l.hostRunDir(h.Name)
-	for _, d := range []string{data, run} {
+	for _, d := range []string{data, run, l.SharedDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return "", fmt.Errorf("prepare %s: %w", h.Name, err)
 		}

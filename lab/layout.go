@@ -65,6 +65,10 @@ func (l Layout) PluginDir(name string) string {
 	return filepath.Join(l.hostRunDir(name), "docker", "plugins")
 }
 
+// SharedDir stands in for a SAN: every host reaches it at the same path,
+// and block volumes keep their images there.
+func (l Layout) SharedDir() string { return filepath.Join(l.StateDir, "shared") }
+
 // HostName is the name of the i-th host (1-based).
 func HostName(i int) string { return fmt.Sprintf("host%d", i) }
 

@@ -52,7 +52,7 @@ func (m *Manager) Create(req api.VolumeCreate) (store.Volume, error) {
 	return m.retry(req.Name, func(v *store.View) (store.Volume, []byte, error) {
 		if old, ok := v.Volume(req.Name); ok {
 			if !sameOptions(old, req.Options) {
-				return old, nil, fmt.Errorf("volume %s exists with other options (%s): %w", req.Name, describe(old), store.ErrConflict)
+				return old, nil, refuse(store.ErrConflict, "volume %s exists with other options (%s)", req.Name, describe(old))
 			}
 			return old, nil, nil
 		}
@@ -69,16 +69,16 @@ func (m *Manager) Attach(name, host string) (store.Volume, error) {
 	return m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
 		vol, ok := v.Volume(name)
 		if !ok {
-			return vol, nil, fmt.Errorf("no volume %q: %w", name, store.ErrNotFound)
+			return vol, nil, refuse(store.ErrNotFound, "no volume %q", name)
 		}
 		if h, ok := v.Host(host); !ok || h.State != store.HostUp {
-			return vol, nil, fmt.Errorf("host %q is not an up host of the cluster: %w", host, store.ErrInvalid)
+			return vol, nil, refuse(store.ErrInvalid, "host %q is not an up host of the cluster", host)
 		}
 		if vol.OwnerHost == host {
 			return vol, nil, nil
 		}
 		if vol.OwnerHost != "" {
-			return vol, nil, fmt.Errorf("volume %s is attached to %s (lease generation %d): %w", name, vol.OwnerHost, vol.Generation, store.ErrConflict)
+			return vol, nil, refuse(store.ErrConflict, "volume %s is attached to %s (lease generation %d)", name, vol.OwnerHost, vol.Generation)
 		}
 		index := vol.ModifyIndex
 		vol.OwnerHost, vol.Generation = host, vol.Generation+1
@@ -93,10 +93,10 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	v := m.store.View()
 	vol, ok := v.Volume(name)
 	if !ok {
-		return fmt.Errorf("no volume %q: %w", name, store.ErrNotFound)
+		return refuse(store.ErrNotFound, "no volume %q", name)
 	}
 	if users := UsedBy(v, name); len(users) > 0 {
-		return fmt.Errorf("volume %s is in use by %s: %w", name, users[0], store.ErrConflict)
+		return refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
 	}
 	if err := m.removeData(ctx, v, vol); err != nil {
 		return err
@@ -118,9 +118,9 @@ func (m *Manager) removeData(ctx context.Context, v *store.View, vol store.Volum
 	if err != nil || host == nil {
 		return err
 	}
-	if err := m.agent(host.AgentAPI).RemoveVolume(ctx, vol.Name); err != nil {
+	if err := m.agent(host.AgentAPI).RemoveVolume(ctx, vol.Name, vol.Backend); err != nil {
 		if agentapi.IsConflict(err) {
-			return fmt.Errorf("remove volume %s on %s: %v: %w", vol.Name, host.Name, err, store.ErrConflict)
+			return refuse(store.ErrConflict, "remove volume %s on %s: %v", vol.Name, host.Name, err)
 		}
 		return fmt.Errorf("remove volume %s on %s: %w", vol.Name, host.Name, err)
 	}
@@ -133,7 +133,7 @@ func dataHost(v *store.View, vol store.Volume) (*store.Host, error) {
 	if vol.OwnerHost != "" {
 		h, ok := v.Host(vol.OwnerHost)
 		if !ok || h.State != store.HostUp || h.AgentAPI == "" {
-			return nil, fmt.Errorf("volume %s: its host %s is down, so its data cannot be removed now; try again when it is up: %w", vol.Name, vol.OwnerHost, store.ErrConflict)
+			return nil, refuse(store.ErrConflict, "volume %s: its host %s is down, so its data cannot be removed now; try again when it is up", vol.Name, vol.OwnerHost)
 		}
 		return &h, nil
 	}
@@ -145,7 +145,7 @@ func dataHost(v *store.View, vol store.Volume) (*store.Host, error) {
 			return &h, nil
 		}
 	}
-	return nil, fmt.Errorf("volume %s: no host is up to remove its image: %w", vol.Name, store.ErrConflict)
+	return nil, refuse(store.ErrConflict, "volume %s: no host is up to remove its image", vol.Name)
 }
 
 // retry reads a view, lets decide return the volume and the batch to
@@ -168,7 +168,7 @@ func (m *Manager) retry(name string, decide func(*store.View) (store.Volume, []b
 		vol.ModifyIndex = index
 		return vol, nil
 	}
-	return store.Volume{}, fmt.Errorf("volume %s kept changing under %d attempts: %w", name, conflictRetries, store.ErrConflict)
+	return store.Volume{}, refuse(store.ErrConflict, "volume %s kept changing under %d attempts", name, conflictRetries)
 }
 
 // putChecked encodes [Check the volume's index, PutVolume vol].

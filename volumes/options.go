@@ -17,6 +17,23 @@ import (
 	"github.com/clusterctl/clusterctl/store"
 )
 
+// refusal is a refused request: its message is the whole error text, and
+// it unwraps to the store error that says which kind (invalid, conflict,
+// not found), so the API answers with the right code without appending
+// that error's own text to a message meant for people.
+type refusal struct {
+	msg  string
+	kind error
+}
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return r.kind }
+
+// refuse returns a refusal of kind with a formatted message.
+func refuse(kind error, format string, args ...any) error {
+	return &refusal{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
 // DefaultBlockSize is a block volume's size when none is given.
 const DefaultBlockSize = 1 << 30
 
@@ -34,7 +51,7 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // could walk out of a directory ("..").
 func ValidateName(name string) error {
 	if !validName.MatchString(name) || strings.Contains(name, "..") {
-		return fmt.Errorf("invalid volume name %q: letters, digits, '_', '.', '-', starting with a letter or digit, no '..': %w", name, store.ErrInvalid)
+		return refuse(store.ErrInvalid, "invalid volume name %q: letters, digits, '_', '.', '-', starting with a letter or digit, no '..'", name)
 	}
 	return nil
 }
@@ -53,7 +70,7 @@ var knownOptions = []string{"backend", "size"}
 func ParseOptions(opts map[string]string) (Options, error) {
 	for k := range opts {
 		if !slices.Contains(knownOptions, k) {
-			return Options{}, fmt.Errorf("unknown volume option %q (known: %s): %w", k, strings.Join(knownOptions, ", "), store.ErrInvalid)
+			return Options{}, refuse(store.ErrInvalid, "unknown volume option %q (known: %s)", k, strings.Join(knownOptions, ", "))
 		}
 	}
 	o := Options{Backend: opts["backend"]}
@@ -62,12 +79,12 @@ func ParseOptions(opts map[string]string) (Options, error) {
 		o.Backend = store.VolumeCopy
 	case store.VolumeCopy, store.VolumeBlock:
 	default:
-		return Options{}, fmt.Errorf("unknown volume backend %q (copy or block): %w", o.Backend, store.ErrInvalid)
+		return Options{}, refuse(store.ErrInvalid, "unknown volume backend %q (copy or block)", o.Backend)
 	}
 	size, hasSize := opts["size"]
 	if o.Backend == store.VolumeCopy {
 		if hasSize {
-			return Options{}, fmt.Errorf("option size is for block volumes (a copy volume grows with its data): %w", store.ErrInvalid)
+			return Options{}, refuse(store.ErrInvalid, "option size is for block volumes (a copy volume grows with its data)")
 		}
 		return o, nil
 	}
@@ -75,8 +92,8 @@ func ParseOptions(opts map[string]string) (Options, error) {
 	if hasSize {
 		n, err := units.RAMInBytes(size)
 		if err != nil || n < MinBlockSize || n > MaxBlockSize {
-			return Options{}, fmt.Errorf("invalid volume size %q: between %s and %s, e.g. 1GiB: %w", size,
-				units.BytesSize(MinBlockSize), units.BytesSize(MaxBlockSize), store.ErrInvalid)
+			return Options{}, refuse(store.ErrInvalid, "invalid volume size %q: between %s and %s, e.g. 1GiB", size,
+				units.BytesSize(MinBlockSize), units.BytesSize(MaxBlockSize))
 		}
 		o.SizeBytes = n
 	}

@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/clusterctl/clusterctl/agent/volume"
+	"github.com/clusterctl/clusterctl/agentapi"
+)
+
+// dataURL is this agent's API as other hosts and the managers reach it.
+func (a *Agent) dataURL() string {
+	return "http://" + net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort))
+}
+
+// startVolumes starts the clustervol plugin on its socket and the agent's
+// own API on the data port, and re-attaches the volumes in use here. It
+// returns a function that stops both.
+func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
+	d, err := volume.NewDriver(volume.Config{
+		Host: a.cfg.Name, DataDir: filepath.Join(a.cfg.DataDir, "volumes"), SharedDir: a.cfg.SharedDir, Log: a.cfg.Log,
+	}, a.api)
+	if err != nil {
+		return nil, err
+	}
+	a.volumes = d
+	sock, err := listenPlugin(a.cfg.PluginDir, volume.DriverName)
+	if err != nil {
+		return nil, err
+	}
+	dataL, err := net.Listen("tcp", net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort)))
+	if err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("agent data port: %w", err)
+	}
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := d.Serve(sock); err != nil {
+			a.cfg.Log.Error("volume plugin stopped", "err", err)
+		}
+	}()
+	go func() {
+		if err := srv.Serve(dataL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.cfg.Log.Error("agent API stopped", "err", err)
+		}
+	}()
+	go a.restoreVolumes(ctx)
+	return func() {
+		sock.Close()
+		_ = srv.Close()
+	}, nil
+}
+
+// restoreVolumes re-attaches the volumes in use here, retrying until the
+// managers answer.
+func (a *Agent) restoreVolumes(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := a.volumes.Restore(ctx)
+		if err == nil {
+			return
+		}
+		a.cfg.Log.Warn("restore volumes", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(HeartbeatInterval):
+		}
+	}
+}
+
+// listenPlugin listens on DIR/NAME.sock, replacing a socket an earlier
+// run left, readable by root only until issue 10's groups.
+func listenPlugin(dir, name string) (net.Listener, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("plugin directory: %w", err)
+	}
+	path := filepath.Join(dir, name+".sock")
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale plugin socket: %w", err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("plugin socket: %w", err)
+	}
+	return l, nil
+}
+
+// routes is the agent's own API.
+func (a *Agent) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/volumes/{name}", a.handleVolume)
+	mux.HandleFunc("DELETE /v1/volumes/{name}", a.handleRemoveVolume)
+	return mux
+}
+
+// handleVolume says what this host knows of a volume.
+func (a *Agent) handleVolume(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	agentapi.WriteJSON(w, http.StatusOK, agentapi.VolumeState{Name: name, Mounts: a.volumes.MountIDs(name)})
+}
+
+// handleRemoveVolume deletes a volume's local data; the managers call it
+// when the volume is removed.
+func (a *Agent) handleRemoveVolume(w http.ResponseWriter, r *http.Request) {
+	err := a.volumes.RemoveLocal(r.Context(), r.PathValue("name"), r.URL.Query().Get("backend"))
+	var inUse *volume.InUseError
+	switch {
+	case errors.As(err, &inUse):
+		agentapi.WriteError(w, http.StatusConflict, err)
+	case err != nil:
+		agentapi.WriteError(w, http.StatusInternalServerError, err)
+	default:
+		agentapi.WriteJSON(w, http.StatusOK, struct{}{})
+	}
+}
