@@ -10,8 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-
-	"golang.org/x/sys/unix"
+	"time"
 )
 
 const (
@@ -56,26 +55,45 @@ type State struct {
 // with an empty ext4 filesystem in it. The directory must already exist: a
 // missing one usually means the shared storage is not mounted, and creating
 // it would put the volume on a local disk that no other host sees. It
-// refuses an existing file (it never formats over data) and removes what it
-// made if it fails half-way, so a retry starts clean.
+// refuses an existing file (it never formats over data). The image is made
+// under a temporary name (imagePath + ".creating-*") and linked into place
+// only once complete, so that imagePath is always a whole filesystem, even
+// if the agent dies half-way; a failed Create removes its temporary file, a
+// killed one leaves it behind for the caller to sweep.
 func Create(ctx context.Context, imagePath string, size int64) error {
-	if err := checkImagePath(imagePath); err != nil {
-		return fmt.Errorf("create %s: %w", imagePath, err)
-	}
-	if size < MinSize || size > MaxSize {
-		return fmt.Errorf("create %s: size %d bytes is out of range (%d MiB to %d TiB)", imagePath, size, MinSize>>20, MaxSize>>40)
-	}
-	if err := createSparse(imagePath, size); err != nil {
-		return fmt.Errorf("create %s: %w", imagePath, err)
-	}
-	if err := makeFilesystem(ctx, imagePath); err != nil {
-		_ = os.Remove(imagePath)
-		return fmt.Errorf("create %s: %w", imagePath, err)
-	}
-	if err := syncDir(filepath.Dir(imagePath)); err != nil {
-		return fmt.Errorf("create %s: %w", imagePath, err)
+	if err := create(ctx, imagePath, size); err != nil {
+		return fmt.Errorf("create %s: %w", show(imagePath), err)
 	}
 	return nil
+}
+
+// create is Create without the error's context.
+func create(ctx context.Context, imagePath string, size int64) error {
+	if err := checkImagePath(imagePath); err != nil {
+		return err
+	}
+	if size < MinSize || size > MaxSize {
+		return fmt.Errorf("size %d bytes is out of range (%d MiB to %d TiB)", size, MinSize>>20, MaxSize>>40)
+	}
+	if _, err := os.Lstat(imagePath); err == nil {
+		return errors.New("it exists already; Create never formats over a file")
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	tmp, err := createSparse(imagePath, size)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := makeFilesystem(ctx, tmp); err != nil {
+		return err
+	}
+	// link, not rename: it fails if imagePath appeared meanwhile, on
+	// every filesystem (NFS has no RENAME_NOREPLACE).
+	if err := os.Link(tmp, imagePath); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(imagePath))
 }
 
 // syncDir makes the new image's name durable: after a crash the cluster
@@ -92,23 +110,24 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// createSparse makes the image file without writing its blocks, so that a
-// 10 GiB volume costs no disk until it is filled.
-func createSparse(imagePath string, size int64) error {
+// createSparse makes a temporary image file next to imagePath without
+// writing its blocks, so that a 10 GiB volume costs no disk until it is
+// filled, and returns its name.
+func createSparse(imagePath string, size int64) (string, error) {
 	dir := filepath.Dir(imagePath)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("directory %s does not exist (is the shared storage mounted?)", dir)
+		return "", fmt.Errorf("directory %s does not exist (is the shared storage mounted?)", dir)
 	}
-	f, err := os.OpenFile(imagePath, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+	f, err := os.CreateTemp(dir, filepath.Base(imagePath)+".creating-*")
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := f.Truncate(size); err != nil {
 		f.Close()
-		os.Remove(imagePath)
-		return err
+		os.Remove(f.Name())
+		return "", err
 	}
-	return f.Close()
+	return f.Name(), f.Close()
 }
 
 // makeFilesystem runs mkfs.ext4 with options that keep it fast on a big
@@ -150,11 +169,11 @@ func run(ctx context.Context, name string, args ...string) error {
 // the host or in another container.
 func Attach(ctx context.Context, imagePath, mountpoint string) error {
 	if err := checkPaths(imagePath, mountpoint); err != nil {
-		return fmt.Errorf("attach %s at %s: %w", imagePath, mountpoint, err)
+		return fmt.Errorf("attach %s at %s: %w", show(imagePath), show(mountpoint), err)
 	}
 	defer lockImage(imagePath)()
 	if err := attach(ctx, imagePath, mountpoint); err != nil {
-		return fmt.Errorf("attach %s at %s: %w", imagePath, mountpoint, err)
+		return fmt.Errorf("attach %s at %s: %w", show(imagePath), show(mountpoint), err)
 	}
 	return nil
 }
@@ -206,14 +225,18 @@ func attach(ctx context.Context, imagePath, mountpoint string) error {
 // attached: it never unmounts lazily, since a lazy unmount would let the
 // process keep writing to an image that another host is about to mount.
 // It also fails (ErrInUse) if the image stays mounted somewhere else, so
-// success means no loop device of this kernel uses the image any more.
+// success means no loop device of this kernel uses the image any more;
+// that includes a copy of the mount in another mount namespace (made by
+// whatever created a namespace while the volume was attached), which
+// keeps the filesystem alive after the unmount here: Detach waits up to
+// releaseWait for such a copy to go, then reports it.
 func Detach(ctx context.Context, imagePath, mountpoint string) error {
 	if err := checkPaths(imagePath, mountpoint); err != nil {
-		return fmt.Errorf("detach %s from %s: %w", imagePath, mountpoint, err)
+		return fmt.Errorf("detach %s from %s: %w", show(imagePath), show(mountpoint), err)
 	}
 	defer lockImage(imagePath)()
 	if err := detach(ctx, imagePath, mountpoint); err != nil {
-		return fmt.Errorf("detach %s from %s: %w", imagePath, mountpoint, err)
+		return fmt.Errorf("detach %s from %s: %w", show(imagePath), show(mountpoint), err)
 	}
 	return nil
 }
@@ -239,23 +262,38 @@ func detach(ctx context.Context, imagePath, mountpoint string) error {
 	if err := v.unmountAt(mp); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return releaseAll(img)
+	return releaseAll(ctx, img)
 }
 
+// releaseWait is how long Detach waits for the filesystem to be let go
+// by a copy of the mount in another mount namespace: a container being
+// created copies its host's mount table, and holds the copy for a few
+// milliseconds until runc pivots into the container's root.
+const releaseWait = 2 * time.Second
+
 // releaseAll looks at the image's loop devices again after the unmount
-// (autoclear has normally released them already) and releases the rest.
-func releaseAll(img *os.File) error {
-	v, err := look(img)
-	if err != nil {
-		return err
+// (autoclear has normally released them already) and releases the rest,
+// waiting a little for copies of the mount in other namespaces to go.
+func releaseAll(ctx context.Context, img *os.File) error {
+	deadline := time.Now().Add(releaseWait)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		v, err := look(img)
+		if err != nil {
+			return err
+		}
+		if len(v.mounts) > 0 {
+			return fmt.Errorf("%w: still mounted at %s", ErrInUse, v.mounts[0].dir)
+		}
+		err = releaseLeftovers(v.loops, img.Name())
+		if !errors.Is(err, ErrInUse) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
 	}
-	if len(v.mounts) > 0 {
-		return fmt.Errorf("%w: still mounted at %s", ErrInUse, v.mounts[0].dir)
-	}
-	return releaseLeftovers(v.loops, img.Name())
 }
 
 // Status says whether the image is attached on this host and where: its
@@ -264,16 +302,16 @@ func releaseAll(img *os.File) error {
 // namespace (from /proc/thread-self/mountinfo). It changes nothing.
 func Status(imagePath string) (State, error) {
 	if err := checkImagePath(imagePath); err != nil {
-		return State{}, fmt.Errorf("status of %s: %w", imagePath, err)
+		return State{}, fmt.Errorf("status of %s: %w", show(imagePath), err)
 	}
 	img, err := openImage(imagePath, os.O_RDONLY)
 	if err != nil {
-		return State{}, fmt.Errorf("status of %s: %w", imagePath, err)
+		return State{}, fmt.Errorf("status of %s: %w", show(imagePath), err)
 	}
 	defer img.Close()
 	v, err := look(img)
 	if err != nil {
-		return State{}, fmt.Errorf("status of %s: %w", imagePath, err)
+		return State{}, fmt.Errorf("status of %s: %w", show(imagePath), err)
 	}
 	return v.state(), nil
 }
@@ -284,11 +322,11 @@ func Status(imagePath string) (State, error) {
 // so that a retry after a crash does not fail.
 func Remove(imagePath string) error {
 	if err := checkImagePath(imagePath); err != nil {
-		return fmt.Errorf("remove %s: %w", imagePath, err)
+		return fmt.Errorf("remove %s: %w", show(imagePath), err)
 	}
 	defer lockImage(imagePath)()
 	if err := remove(imagePath); err != nil {
-		return fmt.Errorf("remove %s: %w", imagePath, err)
+		return fmt.Errorf("remove %s: %w", show(imagePath), err)
 	}
 	return nil
 }
@@ -352,7 +390,7 @@ func (v view) checkFree() error {
 	}
 	for _, l := range v.loops {
 		if claimed(l) {
-			return fmt.Errorf("%w: %s is mounted in another mount namespace (another host?)", ErrInUse, l.dev)
+			return inOtherNamespace(l)
 		}
 	}
 	return nil

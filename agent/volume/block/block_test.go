@@ -182,7 +182,7 @@ func TestOtherNamespace(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	img := newImage(t, dir, testSize)
-	other := newHost(t)
+	other := newHost(t, dir)
 	theirs, ours := filepath.Join(dir, "theirs"), filepath.Join(dir, "ours")
 	if err := other.do(func() error { return Attach(ctx, img, theirs) }); err != nil {
 		t.Fatal(err)
@@ -212,13 +212,68 @@ func TestOtherNamespace(t *testing.T) {
 	}
 }
 
-// host runs functions on an OS thread in a mount namespace of its own,
-// like an agent of another lab host. The thread dies with the test, and
-// the namespace and its mounts with it.
-type host struct{ work chan func() }
+// TestDetachWaitsForCopies: a mount namespace made while the volume is
+// attached holds a copy of the mount, which keeps the filesystem alive
+// after the unmount here. Detach waits for a copy that goes soon (as a
+// container's does once runc pivots) and reports one that stays.
+func TestDetachWaitsForCopies(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := newImage(t, dir, testSize)
+	mp := filepath.Join(dir, "mnt")
+	if err := Attach(ctx, img, mp); err != nil {
+		t.Fatal(err)
+	}
+	brief := newHost(t, dir)
+	gone := make(chan error, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		gone <- brief.do(func() error { return unix.Unmount(mp, 0) })
+	}()
+	if err := Detach(ctx, img, mp); err != nil {
+		t.Fatalf("detach while a copy of the mount goes away: %v", err)
+	}
+	if err := <-gone; err != nil {
+		t.Fatal(err)
+	}
 
-func newHost(t *testing.T) *host {
+	if err := Attach(ctx, img, mp); err != nil {
+		t.Fatal(err)
+	}
+	stuck := newHost(t, dir)
+	start := time.Now()
+	err := Detach(ctx, img, mp)
+	if !errors.Is(err, ErrInUse) || time.Since(start) < releaseWait {
+		t.Fatalf("detach with a copy of the mount that stays = %v after %v, want ErrInUse after %v", err, time.Since(start), releaseWait)
+	}
+	t.Log(err)
+	if s := mustStatus(t, img); !s.Attached || len(s.Mountpoints) != 0 {
+		t.Fatalf("status = %+v, want attached with no mountpoint here", s)
+	}
+	stuck.close() // the namespace dies, and its copy with it
+	if err := Detach(ctx, img, mp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// host runs functions on an OS thread in a mount namespace of its own,
+// like an agent of another lab host. At close (or the test's end) it
+// unmounts whatever is mounted under dir in its namespace, then ends the
+// thread: ending it alone is not enough, since Go keeps the main thread
+// alive (with its namespace) if the goroutine happened to run there.
+type host struct {
+	work  chan func()
+	close func()
+}
+
+func newHost(t *testing.T, dir string) *host {
 	h := &host{work: make(chan func())}
+	h.close = sync.OnceFunc(func() {
+		if err := h.do(func() error { return unmountUnder(dir) }); err != nil {
+			t.Errorf("clean the other namespace: %v", err)
+		}
+		close(h.work)
+	})
 	ready := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
@@ -234,8 +289,25 @@ func newHost(t *testing.T) *host {
 	if err := <-ready; err != nil {
 		t.Fatalf("make a mount namespace: %v", err)
 	}
-	t.Cleanup(func() { close(h.work) })
+	t.Cleanup(h.close)
 	return h
+}
+
+// unmountUnder unmounts, in the calling thread's mount namespace, all
+// mounts at or under dir, the deepest first.
+func unmountUnder(dir string) error {
+	mounts, err := readMountinfo()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i].dir
+		if m == dir || strings.HasPrefix(m, dir+"/") {
+			errs = append(errs, unix.Unmount(m, unix.MNT_DETACH))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (h *host) do(f func() error) error {

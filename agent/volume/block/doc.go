@@ -25,4 +25,10 @@
 // lab hosts share one), so the package recognises the loop devices of an
 // image by the backing file's device and inode, not by their names or by
 // path strings.
+//
+// A mount namespace created while a volume is attached (a container being
+// started, a lab host booting, a daemon with a private /tmp) gets a copy of
+// the mount, which keeps the filesystem alive after the unmount here;
+// Detach waits briefly for such a copy to go and otherwise reports the
+// image as still in use rather than pretend it is free.
 package block

@@ -7,11 +7,43 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// privateNSEnv marks the test binary re-executed in its own mount
+// namespace.
+const privateNSEnv = "BLOCK_TEST_PRIVATE_MOUNT_NS"
+
+// TestMain runs the tests in a private mount namespace of their own, so
+// that their mounts never leak into namespaces that other programs create
+// meanwhile (a lab host booting copies the machine's mount table and would
+// keep a test volume alive), and so that a crashed test run leaves no
+// mount behind: the namespace dies with it, and autoclear frees the loop
+// devices. Without root it runs the tests as they are, and they fail
+// saying why.
+func TestMain(m *testing.M) {
+	if os.Getenv(privateNSEnv) != "" || os.Geteuid() != 0 {
+		os.Exit(m.Run())
+	}
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	cmd.Env = append(os.Environ(), privateNSEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // and makes / private
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.ExitCode())
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "run the tests in a private mount namespace: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
 
 // requireLoop fails (never skips) a test that needs what this package
 // needs: root, loop devices and e2fsprogs. A skipped test would let CI pass
@@ -41,6 +73,9 @@ func newImage(t testing.TB, dir string, size int64) string {
 		t.Fatal(err)
 	}
 	cleanupImage(t, img)
+	if names, _ := filepath.Glob(img + ".creating-*"); len(names) > 0 {
+		t.Fatalf("Create left %v behind", names)
+	}
 	return img
 }
 

@@ -62,14 +62,15 @@ func TestCreateRefuses(t *testing.T) {
 // file is gone so that a retry works.
 func TestCreateCleansUpOnFailure(t *testing.T) {
 	requireLoop(t)
-	img := filepath.Join(t.TempDir(), "vol.img")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "vol.img")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := Create(ctx, img, testSize); err == nil {
 		t.Fatal("Create with a cancelled context succeeded")
 	}
-	if _, err := os.Lstat(img); !os.IsNotExist(err) {
-		t.Fatalf("a failed Create left the image behind (%v)", err)
+	if names := readDir(t, dir); len(names) != 0 {
+		t.Fatalf("a failed Create left %v behind", names)
 	}
 	if err := Create(context.Background(), img, testSize); err != nil {
 		t.Fatalf("retry: %v", err)

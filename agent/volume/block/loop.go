@@ -109,6 +109,12 @@ func claimed(l loopDev) bool {
 	return false
 }
 
+// inOtherNamespace is the error for a loop device that a filesystem holds
+// although no mount of it is visible here.
+func inOtherNamespace(l loopDev) error {
+	return fmt.Errorf("%w: %s is mounted in another mount namespace (another host's, or one that copied this host's mounts while the volume was attached)", ErrInUse, l.dev)
+}
+
 // releaseLoop unbinds a loop device that nothing mounts, after checking
 // (with the device held exclusively, so nobody mounts it meanwhile) that it
 // still belongs to the same backing file. It says whether it released it:
@@ -116,7 +122,7 @@ func claimed(l loopDev) bool {
 func releaseLoop(l loopDev) (bool, error) {
 	f, err := os.OpenFile(l.dev, os.O_RDONLY|os.O_EXCL|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.EBUSY) {
-		return false, fmt.Errorf("%w: %s is mounted in another mount namespace (another host?)", ErrInUse, l.dev)
+		return false, inOtherNamespace(l)
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil

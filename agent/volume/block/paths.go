@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,7 +81,7 @@ func openImage(p string, flag int) (*os.File, error) {
 func kind(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeSymlink != 0:
-		return "a symlink (refused, even to an image: the path must name the file)"
+		return "a symlink (the path must name the image itself)"
 	case m.IsDir():
 		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
@@ -170,6 +172,15 @@ func lockImage(p string) (unlock func()) {
 		}
 		imageLocks.Unlock()
 	}
+}
+
+// show prints a path for an error: as it is, or quoted if it holds
+// characters that would break the error's single line (newline, NUL).
+func show(p string) string {
+	if strings.ContainsFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(p)
+	}
+	return p
 }
 
 // oneLine squeezes a tool's output into one line for an error.
