@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -100,7 +102,66 @@ func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/volumes/{name}", a.handleVolume)
 	mux.HandleFunc("DELETE /v1/volumes/{name}", a.handleRemoveVolume)
+	mux.HandleFunc("POST /v1/volumes/{name}/sync", a.handleSyncVolume)
+	mux.HandleFunc("POST /v1/volumes/{name}/attach", a.handleLocalVolume(a.volumes.AttachLocal))
+	mux.HandleFunc("POST /v1/volumes/{name}/detach", a.handleLocalVolume(a.volumes.DetachLocal))
+	mux.Handle("/v1/transfer/", a.volumes.Receiver().Handler())
 	return mux
+}
+
+// handleSyncVolume runs a sync of a copy volume held here to another
+// host, streaming its progress as JSON lines and ending with its result
+// or its error.
+func (a *Agent) handleSyncVolume(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.SyncRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		agentapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("invalid sync request: %w", err))
+		return
+	}
+	// No server deadline: a sync of a big volume takes as long as it takes.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	send := func(ev agentapi.SyncEvent) {
+		_ = enc.Encode(ev)
+		_ = rc.Flush()
+	}
+	res, err := a.volumes.Sync(r.Context(), r.PathValue("name"), req, func(p agentapi.VolumeProgress) {
+		send(agentapi.SyncEvent{Progress: &p})
+	})
+	if err != nil {
+		status := http.StatusInternalServerError
+		var se *volume.SyncError
+		if errors.As(err, &se) {
+			status = se.Status
+		}
+		send(agentapi.SyncEvent{Error: err.Error(), Status: status})
+		return
+	}
+	send(agentapi.SyncEvent{Result: res})
+}
+
+// handleLocalVolume serves an attach or detach of a volume on this host.
+func (a *Agent) handleLocalVolume(op func(context.Context, string, agentapi.LocalRequest) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req agentapi.LocalRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			agentapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("invalid request: %w", err))
+			return
+		}
+		err := op(r.Context(), r.PathValue("name"), req)
+		var inUse *volume.InUseError
+		switch {
+		case errors.As(err, &inUse):
+			agentapi.WriteError(w, http.StatusConflict, err)
+		case err != nil:
+			agentapi.WriteError(w, http.StatusInternalServerError, err)
+		default:
+			agentapi.WriteJSON(w, http.StatusOK, struct{}{})
+		}
+	}
 }
 
 // handleVolume says what this host knows of a volume.

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // DefaultPort is the agent's data port when none is given.
@@ -28,8 +30,9 @@ type VolumeState struct {
 
 // Client calls one agent.
 type Client struct {
-	base string
-	http *http.Client
+	base   string
+	http   *http.Client
+	stream *http.Client // for answers streamed as long as a step runs
 }
 
 // NewClient returns a client of the agent at base (http://addr:port).
@@ -37,7 +40,7 @@ func NewClient(base string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Client{base: strings.TrimSuffix(base, "/"), http: hc}
+	return &Client{base: strings.TrimSuffix(base, "/"), http: hc, stream: transport.BulkClient(streamTimeout)}
 }
 
 // RemoveVolume deletes the volume's data on the agent's host; it refuses

@@ -2,9 +2,16 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/clusterctl/clusterctl/agentapi"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // VolumeCreate asks for a cluster volume (POST /v1/volumes). Creating a
@@ -21,6 +28,9 @@ type VolumeCreate struct {
 // /v1/volumes/{name}/attach): the host may then mount it.
 type VolumeAttach struct {
 	Host string `json:"host"`
+	// Local attaches it on the host now too (mounts a block volume's
+	// image); the volume plugin attaches it itself when Docker mounts it.
+	Local bool `json:"local,omitempty"`
 }
 
 // Volume is a cluster volume as the API shows it.
@@ -29,6 +39,7 @@ type Volume struct {
 	Backend    string            `json:"backend"`
 	Owner      string            `json:"owner"` // the lease holder, "" when attached nowhere
 	Generation uint64            `json:"generation"`
+	MovingTo   string            `json:"moving_to,omitempty"` // the host a move is handing it to
 	SizeBytes  int64             `json:"size_bytes"`
 	Options    map[string]string `json:"options,omitempty"`
 	Created    time.Time         `json:"created,omitzero"`
@@ -69,4 +80,119 @@ func (c *Client) AttachVolume(ctx context.Context, name, host string) (*Volume, 
 // RemoveVolume removes a cluster volume and its data.
 func (c *Client) RemoveVolume(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/volumes/"+url.PathEscape(name), nil, nil)
+}
+
+// VolumeProgress is how far a volume step has got.
+type VolumeProgress = agentapi.VolumeProgress
+
+// VolumeTarget names the host a volume operation hands the volume to
+// (POST /v1/volumes/{name}/move, /precopy, /sync).
+type VolumeTarget struct {
+	Host string `json:"host"`
+	// Keep keeps the old owner's copy of a copy volume after a move
+	// (it is removed once the target confirmed its copy otherwise).
+	Keep bool `json:"keep,omitempty"`
+}
+
+// VolumeReport sums up a volume operation: where the volume went, what
+// travelled, how long each step took.
+type VolumeReport struct {
+	Volume     string `json:"volume"`
+	Op         string `json:"op"` // move, precopy, sync, attach, detach
+	Backend    string `json:"backend"`
+	From       string `json:"from,omitempty"`
+	To         string `json:"to,omitempty"`
+	Generation uint64 `json:"generation"`
+	// Copy volumes: the rounds run, the volume's size and what was sent.
+	Rounds         int   `json:"rounds,omitempty"`
+	Bytes          int64 `json:"bytes,omitempty"`
+	BytesSent      int64 `json:"bytes_sent,omitempty"`
+	FinalSyncBytes int64 `json:"final_sync_bytes,omitempty"`
+	Resent         int   `json:"resent,omitempty"`
+	// Step times in milliseconds; FinalSyncMS is the last round, the
+	// target's check and switch-in and the lease handover (for a block
+	// volume: the detach and the handover).
+	PreCopyMS   int64 `json:"precopy_ms,omitempty"`
+	FinalSyncMS int64 `json:"final_sync_ms,omitempty"`
+	AttachMS    int64 `json:"attach_ms,omitempty"`
+	CleanupMS   int64 `json:"cleanup_ms,omitempty"`
+	TotalMS     int64 `json:"total_ms"`
+	SourceKept  bool  `json:"source_kept,omitempty"`
+}
+
+// VolumeEvent is one line of a streamed volume operation: progress, then
+// the report or the error that ended it.
+type VolumeEvent struct {
+	Progress *VolumeProgress `json:"progress,omitempty"`
+	Report   *VolumeReport   `json:"report,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// AttachVolumeOn gives host the volume's lease (if nobody holds it) and
+// attaches it there now.
+func (c *Client) AttachVolumeOn(ctx context.Context, name, host string) (*Volume, error) {
+	var out Volume
+	return &out, c.do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(name)+"/attach", VolumeAttach{Host: host, Local: true}, &out)
+}
+
+// DetachVolume unmounts a block volume on its owner and releases its
+// lease.
+func (c *Client) DetachVolume(ctx context.Context, name string) (*Volume, error) {
+	var out Volume
+	return &out, c.do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(name)+"/detach", struct{}{}, &out)
+}
+
+// VolumeOp runs a long volume operation (op: move, precopy or sync) on
+// the leader, calling progress with its reports, and returns its report.
+// It is sent once: only a request that certainly did not arrive is tried
+// on another manager.
+func (c *Client) VolumeOp(ctx context.Context, op, name string, req VolumeTarget, progress func(VolumeProgress)) (*VolumeReport, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	path := "/v1/volumes/" + url.PathEscape(name) + "/" + op
+	var resp *http.Response
+	for range len(c.servers) {
+		server := c.pick()
+		resp, err = c.send(ctx, c.stream, http.MethodPost, server, path, body)
+		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+			err = fmt.Errorf("%s: %s", server, readError(resp))
+			resp.Body.Close()
+		}
+		if err == nil {
+			break
+		}
+		c.next(server)
+		if !transport.NeverSent(err) && resp == nil {
+			return nil, fmt.Errorf("volume %s %s: outcome unknown: %w", op, name, err)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volume %s %s: %w", op, name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &StatusError{Code: resp.StatusCode, Message: readError(resp)}
+	}
+	return readVolumeEvents(resp.Body, progress)
+}
+
+// readVolumeEvents reads a volume operation's stream up to its end.
+func readVolumeEvents(r io.Reader, progress func(VolumeProgress)) (*VolumeReport, error) {
+	dec := json.NewDecoder(r)
+	for {
+		var ev VolumeEvent
+		if err := dec.Decode(&ev); err != nil {
+			return nil, fmt.Errorf("the manager's answer broke off (%v): see clusterctl volume inspect for where the volume is", err)
+		}
+		switch {
+		case ev.Error != "":
+			return nil, errors.New(ev.Error)
+		case ev.Report != nil:
+			return ev.Report, nil
+		case ev.Progress != nil && progress != nil:
+			progress(*ev.Progress)
+		}
+	}
 }

@@ -25,7 +25,11 @@ Docker creates them too: docker volume create -d clustervol NAME, or
 driver: clustervol in a Compose file.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newVolumeLsCmd(g), newVolumeInspectCmd(g), newVolumeCreateCmd(g), newVolumeRmCmd(g))
+	cmd.AddCommand(newVolumeLsCmd(g), newVolumeInspectCmd(g), newVolumeCreateCmd(g), newVolumeRmCmd(g),
+		newVolumeAttachCmd(g), newVolumeDetachCmd(g))
+	for _, spec := range volumeOpCmds {
+		cmd.AddCommand(newVolumeOpCmd(g, spec))
+	}
 	return cmd
 }
 
@@ -59,7 +63,11 @@ func newVolumeLsCmd(g *globals) *cobra.Command {
 func printVolumes(w io.Writer, vols []api.Volume) error {
 	tw := table(w, "NAME\tBACKEND\tSIZE\tOWNER\tGENERATION\tUSED BY")
 	for _, v := range vols {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, v.Backend, volumeSize(v), dash(v.Owner), v.Generation, dash(strings.Join(v.UsedBy, ",")))
+		owner := dash(v.Owner)
+		if v.MovingTo != "" {
+			owner += " -> " + v.MovingTo
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, v.Backend, volumeSize(v), owner, v.Generation, dash(strings.Join(v.UsedBy, ",")))
 	}
 	return tw.Flush()
 }

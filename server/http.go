@@ -52,6 +52,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/volumes", s.onLeader(s.handleCreateVolume))
 	mux.HandleFunc("POST /v1/volumes/{name}/attach", s.onLeader(s.handleAttachVolume))
 	mux.HandleFunc("DELETE /v1/volumes/{name}", s.onLeader(s.handleRemoveVolume))
+	mux.HandleFunc("POST /v1/volumes/{name}/detach", s.onLeader(s.handleDetachVolume))
+	mux.HandleFunc("POST /v1/volumes/{name}/move", s.onLeader(s.handleVolumeOp(s.moveVolume)))
+	mux.HandleFunc("POST /v1/volumes/{name}/precopy", s.onLeader(s.handleVolumeOp(s.preCopyVolume)))
+	mux.HandleFunc("POST /v1/volumes/{name}/sync", s.onLeader(s.handleVolumeOp(s.syncVolume)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such API: %s %s", r.Method, r.URL.Path))
 	})

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/volumes"
@@ -47,8 +50,81 @@ func (s *Server) handleAttachVolume(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	vol, err := s.vols.Attach(r.PathValue("name"), req.Host)
-	s.writeVolume(w, vol.Name, err)
+	name := r.PathValue("name")
+	var err error
+	if req.Local {
+		_, err = s.vols.AttachOn(r.Context(), name, req.Host, nil)
+	} else {
+		_, err = s.vols.Attach(name, req.Host)
+	}
+	s.writeVolume(w, name, err)
+}
+
+// handleDetachVolume unmounts a block volume and releases its lease.
+func (s *Server) handleDetachVolume(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	_, err := s.vols.Detach(r.Context(), name)
+	s.writeVolume(w, name, err)
+}
+
+// volumeOp is a volume operation that may run for long.
+type volumeOp func(ctx context.Context, name string, req api.VolumeTarget, progress volumes.Progress) (api.VolumeReport, error)
+
+// handleVolumeOp serves a long volume operation: its progress as JSON
+// lines (api.VolumeEvent), then its report or error. An operation refused
+// before it made any progress gets a plain error answer with its status,
+// like any other request.
+func (s *Server) handleVolumeOp(op volumeOp) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req api.VolumeTarget
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		st := &eventWriter{w: w}
+		rep, err := op(r.Context(), r.PathValue("name"), req, func(p api.VolumeProgress) {
+			st.send(api.VolumeEvent{Progress: &p})
+		})
+		switch {
+		case err != nil && !st.started:
+			writeErrorFor(w, asRefusal(err))
+		case err != nil:
+			st.send(api.VolumeEvent{Error: err.Error()})
+		default:
+			st.send(api.VolumeEvent{Report: &rep})
+		}
+	}
+}
+
+// eventWriter answers with JSON lines, starting the answer on the first.
+type eventWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (e *eventWriter) send(ev api.VolumeEvent) {
+	rc := http.NewResponseController(e.w)
+	if !e.started {
+		_ = rc.SetWriteDeadline(time.Time{}) // as long as the operation takes
+		e.w.Header().Set("Content-Type", "application/x-ndjson")
+		e.w.WriteHeader(http.StatusOK)
+		e.started = true
+	}
+	_ = json.NewEncoder(e.w).Encode(ev)
+	_ = rc.Flush()
+}
+
+// The long volume operations, as handleVolumeOp runs them.
+func (s *Server) moveVolume(ctx context.Context, name string, req api.VolumeTarget, p volumes.Progress) (api.VolumeReport, error) {
+	return s.vols.Move(ctx, name, req.Host, req.Keep, p)
+}
+
+func (s *Server) preCopyVolume(ctx context.Context, name string, req api.VolumeTarget, p volumes.Progress) (api.VolumeReport, error) {
+	return s.vols.PreCopy(ctx, name, req.Host, p)
+}
+
+func (s *Server) syncVolume(ctx context.Context, name string, req api.VolumeTarget, p volumes.Progress) (api.VolumeReport, error) {
+	return s.vols.Sync(ctx, name, req.Host, p)
 }
 
 // handleRemoveVolume removes a volume and its data.

@@ -143,6 +143,9 @@ type Volume struct {
 	// by a move; a block volume's image is on shared storage.
 	OwnerHost  string `json:"owner_host"`
 	Generation uint64 `json:"generation"`
+	// MovingTo is the host a move is handing the volume to: until the
+	// lease changes hands no host may mount the volume anew.
+	MovingTo string `json:"moving_to,omitempty"`
 	// SizeBytes is a block volume's image size, a copy volume's data
 	// size when last measured.
 	SizeBytes   int64             `json:"size_bytes"`

@@ -74,6 +74,9 @@ func (m *Manager) Attach(name, host string) (store.Volume, error) {
 		if h, ok := v.Host(host); !ok || h.State != store.HostUp {
 			return vol, nil, refuse(store.ErrInvalid, "host %q is not an up host of the cluster", host)
 		}
+		if vol.MovingTo != "" {
+			return vol, nil, refuse(store.ErrConflict, "volume %s is being moved from %s to %s: mount it there once the move ends", name, vol.OwnerHost, vol.MovingTo)
+		}
 		if vol.OwnerHost == host {
 			return vol, nil, nil
 		}
@@ -124,7 +127,24 @@ func (m *Manager) removeData(ctx context.Context, v *store.View, vol store.Volum
 		}
 		return fmt.Errorf("remove volume %s on %s: %w", vol.Name, host.Name, err)
 	}
+	if vol.Backend == store.VolumeCopy {
+		m.removeStrayCopies(ctx, v, vol.Name, host.Name)
+	}
 	return nil
+}
+
+// removeStrayCopies removes what other hosts keep of a removed copy
+// volume: a staging copy left by a move that failed, an old copy kept by
+// a move with --keep. Best effort: a host that is down keeps its copy.
+func (m *Manager) removeStrayCopies(ctx context.Context, v *store.View, name, owner string) {
+	for _, h := range v.Hosts() {
+		if h.Name == owner || h.State != store.HostUp || h.AgentAPI == "" {
+			continue
+		}
+		if err := m.agent(h.AgentAPI).RemoveVolume(ctx, name, store.VolumeCopy); err != nil {
+			m.log.Warn("remove a stray copy of a removed volume", "volume", name, "host", h.Name, "err", err)
+		}
+	}
 }
 
 // dataHost is the host whose agent can delete a volume's data, nil if the
@@ -216,10 +236,25 @@ func UsedBy(v *store.View, name string) []string {
 	return out
 }
 
+// RunningUsers lists the running containers that mount a volume, as
+// host/container. A stopped container keeps its mounts in its
+// configuration but does not use the data: Docker unmounted it.
+func RunningUsers(v *store.View, name string) []string {
+	var out []string
+	for _, h := range v.Hosts() {
+		for _, c := range h.Containers {
+			if c.State == "running" && slices.Contains(c.Volumes, name) {
+				out = append(out, h.Name+"/"+c.Name)
+			}
+		}
+	}
+	return out
+}
+
 // Info is a volume as the API shows it.
 func Info(v *store.View, vol store.Volume) api.Volume {
 	return api.Volume{
-		Name: vol.Name, Backend: vol.Backend, Owner: vol.OwnerHost, Generation: vol.Generation,
+		Name: vol.Name, Backend: vol.Backend, Owner: vol.OwnerHost, Generation: vol.Generation, MovingTo: vol.MovingTo,
 		SizeBytes: vol.SizeBytes, Options: vol.Options, Created: vol.Created, UsedBy: UsedBy(v, vol.Name),
 	}
 }

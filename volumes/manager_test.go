@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,8 @@ func TestRemove(t *testing.T) {
 	if err := m.Remove(ctx, "db"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m.store.View().Volume("db"); ok || len(removed) != 1 || removed[0] != "db" {
+	// host1 removes the data, host2 (the same test agent) a stray copy.
+	if _, ok := m.store.View().Volume("db"); ok || !slices.Equal(removed, []string{"db", "db"}) {
 		t.Fatalf("after remove: in store %v, agent removed %v", ok, removed)
 	}
 	if err := m.Remove(ctx, "db"); !errors.Is(err, store.ErrNotFound) {

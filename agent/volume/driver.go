@@ -19,7 +19,9 @@ import (
 
 	plugin "github.com/docker/go-plugins-helpers/volume"
 
+	"github.com/clusterctl/clusterctl/agent/volume/transfer"
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/volumes"
 )
 
@@ -56,6 +58,10 @@ type Driver struct {
 	// volume must not be attached and removed at once. It is never held
 	// while calling the managers, which may call this agent back.
 	mu sync.Mutex
+
+	senderOnce sync.Once
+	send       *transfer.Sender // copy volumes' moves to other hosts
+	recv       *transfer.Receiver
 }
 
 var _ plugin.Driver = (*Driver)(nil)
@@ -69,7 +75,9 @@ func NewDriver(cfg Config, cluster Cluster) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{cfg: cfg, cluster: cluster, mounts: mt}, nil
+	d := &Driver{cfg: cfg, cluster: cluster, mounts: mt}
+	d.recv = d.newReceiver()
+	return d, nil
 }
 
 // Serve answers Docker's plugin calls on l until l is closed.
@@ -239,6 +247,11 @@ func (d *Driver) RemoveLocal(ctx context.Context, name, backendName string) erro
 	b, err := d.backendOf(backendName)
 	if err != nil {
 		return err
+	}
+	if backendName == store.VolumeCopy {
+		if err := d.recv.Forget(ctx, name); err != nil {
+			return fmt.Errorf("volume %s: drop staging copy: %w", name, err)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -1,0 +1,47 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+)
+
+// BulkClient is an HTTP client for long transfers between agents (volume
+// data): no bound on a whole request, which takes as long as the data
+// needs, but a connection on which nothing moves for idle is broken. That
+// is how a sender notices a target that was cut off the network: TCP alone
+// would keep retransmitting for many minutes.
+func BulkClient(idle time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			c, err := Dial(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &idleConn{Conn: c, idle: idle}, nil
+		},
+		DisableCompression: true,
+		WriteBufferSize:    256 << 10,
+		ReadBufferSize:     64 << 10,
+		IdleConnTimeout:    90 * time.Second,
+	}}
+}
+
+// idleConn pushes its deadline idle ahead on every read and write, so a
+// call fails only when the peer has said nothing (or taken nothing) for
+// that long.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	return c.Conn.Write(p)
+}

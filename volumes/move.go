@@ -1,0 +1,375 @@
+package volumes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/clusterctl/clusterctl/agentapi"
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/store"
+)
+
+// Progress receives a volume operation's progress reports.
+type Progress func(agentapi.VolumeProgress)
+
+// Volume operations, as reports name them.
+const (
+	OpMove    = "move"
+	OpPreCopy = "precopy"
+	OpSync    = "sync"
+	OpAttach  = "attach"
+	OpDetach  = "detach"
+)
+
+// handover is a volume about to change hands: the volume as read, the
+// host holding it and the host it goes to.
+type handover struct {
+	vol      store.Volume
+	from, to *store.Host // from is nil for a volume attached nowhere
+}
+
+// planHandover checks that name can go to target: both hosts up with an
+// agent, the volume's data reachable. inUseOK allows a volume that a
+// container mounts (a pre-copy runs beside its writer).
+func (m *Manager) planHandover(name, target string, inUseOK bool) (handover, error) {
+	v := m.store.View()
+	vol, ok := v.Volume(name)
+	if !ok {
+		return handover{}, refuse(store.ErrNotFound, "no volume %q", name)
+	}
+	to, ok := v.Host(target)
+	if !ok {
+		return handover{}, refuse(store.ErrNotFound, "no host %q in the cluster", target)
+	}
+	if to.State != store.HostUp || to.AgentAPI == "" {
+		return handover{}, refuse(store.ErrConflict, "host %s is %s: its agent cannot take volume %s", target, to.State, name)
+	}
+	if vol.OwnerHost == target {
+		return handover{}, refuse(store.ErrConflict, "volume %s is already attached to %s", name, target)
+	}
+	if vol.MovingTo != "" && vol.MovingTo != target {
+		return handover{}, refuse(store.ErrConflict, "volume %s is being moved to %s", name, vol.MovingTo)
+	}
+	if users := RunningUsers(v, name); len(users) > 0 && !inUseOK {
+		return handover{}, refuse(store.ErrConflict, "volume %s is in use by %s: stop it first, or move the container with its volume (clusterctl move)", name, users[0])
+	}
+	h := handover{vol: vol, to: &to}
+	if vol.OwnerHost == "" {
+		return h, nil
+	}
+	from, ok := v.Host(vol.OwnerHost)
+	if ok && from.State == store.HostUp && from.AgentAPI != "" {
+		h.from = &from
+		return h, nil
+	}
+	if vol.Backend == store.VolumeCopy {
+		return handover{}, refuse(store.ErrConflict, "volume %s: its data is on %s, which is down: it can move once %s is up", name, vol.OwnerHost, vol.OwnerHost)
+	}
+	// A block volume's image is on shared storage: the lease of a dead
+	// host is taken over; the new generation fences it if it comes back.
+	m.log.Warn("taking over the volume of a host that is down", "volume", name, "host", vol.OwnerHost)
+	return h, nil
+}
+
+// Move hands a volume no container uses to target with its data: a copy
+// volume is pre-copied while nothing is locked, marked as moving (no new
+// mounts), synced a last time and verified by the target, which then
+// holds the lease; a block volume is detached and handed over. The old
+// owner's copy is removed once the target has its own, unless keep. On a
+// failure before the lease changed hands the volume stays where it was,
+// intact and attached; the target keeps what it received, so a retry
+// sends only the rest.
+func (m *Manager) Move(ctx context.Context, name, target string, keep bool, progress Progress) (api.VolumeReport, error) {
+	start := time.Now()
+	h, err := m.planHandover(name, target, false)
+	if err != nil {
+		return api.VolumeReport{}, err
+	}
+	rep := api.VolumeReport{Volume: name, Op: OpMove, Backend: h.vol.Backend, From: h.vol.OwnerHost, To: target}
+	if h.from != nil && h.vol.Backend == store.VolumeCopy {
+		if err := m.preCopy(ctx, h, progress, &rep); err != nil {
+			return rep, err
+		}
+	}
+	if err := m.handover(ctx, name, target, progress, &rep); err != nil {
+		return rep, err
+	}
+	if err := m.attachOn(ctx, name, target, progress, &rep); err != nil {
+		return rep, fmt.Errorf("volume %s now belongs to %s, but attaching it there failed (its data is safe; clusterctl volume attach %s %s tries again): %w", name, target, name, target, err)
+	}
+	if h.from != nil && h.vol.Backend == store.VolumeCopy && !keep {
+		if err := m.cleanup(ctx, name, *h.from, progress, &rep); err != nil {
+			return rep, err
+		}
+	}
+	rep.SourceKept = keep && h.from != nil && h.vol.Backend == store.VolumeCopy
+	rep.TotalMS = time.Since(start).Milliseconds()
+	return rep, nil
+}
+
+// PreCopy brings target's staging copy of a copy volume up to date while
+// the volume stays where it is, in use or not. Nothing changes hands.
+func (m *Manager) PreCopy(ctx context.Context, name, target string, progress Progress) (api.VolumeReport, error) {
+	start := time.Now()
+	h, err := m.planHandover(name, target, true)
+	if err != nil {
+		return api.VolumeReport{}, err
+	}
+	rep := api.VolumeReport{Volume: name, Op: OpPreCopy, Backend: h.vol.Backend, From: h.vol.OwnerHost, To: target, Generation: h.vol.Generation}
+	if h.vol.Backend != store.VolumeCopy {
+		return rep, refuse(store.ErrInvalid, "volume %s is a block volume: its image is on shared storage, there is nothing to pre-copy", name)
+	}
+	if h.from == nil {
+		return rep, refuse(store.ErrConflict, "volume %s is attached nowhere: it has no data to copy yet", name)
+	}
+	err = m.preCopy(ctx, h, progress, &rep)
+	rep.TotalMS = time.Since(start).Milliseconds()
+	return rep, err
+}
+
+// preCopy runs pre-copy rounds from the owner to the target.
+func (m *Manager) preCopy(ctx context.Context, h handover, progress Progress, rep *api.VolumeReport) error {
+	t := time.Now()
+	res, err := m.agent(h.from.AgentAPI).Sync(ctx, h.vol.Name, agentapi.SyncRequest{Target: h.to.AgentAPI, TargetHost: h.to.Name}, progress)
+	if err != nil {
+		return agentRefusal(fmt.Sprintf("pre-copy volume %s from %s to %s", h.vol.Name, h.from.Name, h.to.Name), err)
+	}
+	rep.Rounds += res.Rounds
+	rep.Bytes, rep.BytesSent, rep.Resent = res.Bytes, rep.BytesSent+res.BytesSent, rep.Resent+res.Resent
+	rep.PreCopyMS = time.Since(t).Milliseconds()
+	return nil
+}
+
+// Sync is the final step of a handover: it marks the volume as moving (no
+// new mounts), then for a copy volume runs the last round once no
+// container mounts it and has the target verify and switch its copy in;
+// for a block volume it unmounts it on its owner. Then the lease goes to
+// target with a new generation. The old owner keeps its copy (Cleanup, or
+// Move, removes it).
+func (m *Manager) Sync(ctx context.Context, name, target string, progress Progress) (api.VolumeReport, error) {
+	start := time.Now()
+	h, err := m.planHandover(name, target, false)
+	if err != nil {
+		return api.VolumeReport{}, err
+	}
+	rep := api.VolumeReport{Volume: name, Op: OpSync, Backend: h.vol.Backend, From: h.vol.OwnerHost, To: target}
+	err = m.handover(ctx, name, target, progress, &rep)
+	rep.TotalMS = time.Since(start).Milliseconds()
+	return rep, err
+}
+
+// handover marks the volume moving, does the owner's last step and gives
+// target the lease; on a failure before that, it clears the mark, so the
+// volume stays usable where it was.
+func (m *Manager) handover(ctx context.Context, name, target string, progress Progress, rep *api.VolumeReport) (err error) {
+	t := time.Now()
+	vol, err := m.mark(name, target)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			m.unmark(name, target)
+		}
+	}()
+	h, err := m.planHandover(name, target, false)
+	if err != nil {
+		return err
+	}
+	if h.from != nil {
+		if err := m.release(ctx, h, progress, rep); err != nil {
+			return err
+		}
+	}
+	handed, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
+		cur, ok := v.Volume(name)
+		if !ok || cur.MovingTo != target || cur.OwnerHost != vol.OwnerHost {
+			return cur, nil, refuse(store.ErrConflict, "volume %s changed during its handover to %s", name, target)
+		}
+		index := cur.ModifyIndex
+		cur.OwnerHost, cur.Generation, cur.MovingTo = target, cur.Generation+1, ""
+		return cur, m.putChecked(cur, index), nil
+	})
+	if err != nil {
+		return err
+	}
+	rep.Generation = handed.Generation
+	rep.FinalSyncMS = time.Since(t).Milliseconds()
+	m.log.Info("volume handed over", "volume", name, "from", vol.OwnerHost, "to", target, "generation", handed.Generation)
+	return nil
+}
+
+// release does the owner's last step before the lease goes: the final
+// sync of a copy volume, the detach of a block one.
+func (m *Manager) release(ctx context.Context, h handover, progress Progress, rep *api.VolumeReport) error {
+	ag := m.agent(h.from.AgentAPI)
+	if h.vol.Backend == store.VolumeBlock {
+		report(progress, agentapi.VolumeProgress{Volume: h.vol.Name, Host: h.from.Name, Step: agentapi.StepDetach})
+		if err := ag.DetachVolume(ctx, h.vol.Name, localRequest(h.vol)); err != nil {
+			return agentRefusal(fmt.Sprintf("detach volume %s on %s", h.vol.Name, h.from.Name), err)
+		}
+		return nil
+	}
+	res, err := ag.Sync(ctx, h.vol.Name, agentapi.SyncRequest{Target: h.to.AgentAPI, TargetHost: h.to.Name, Final: true}, progress)
+	if err != nil {
+		return agentRefusal(fmt.Sprintf("final sync of volume %s from %s to %s", h.vol.Name, h.from.Name, h.to.Name), err)
+	}
+	rep.Rounds += res.Rounds
+	rep.Bytes, rep.BytesSent, rep.Resent = res.Bytes, rep.BytesSent+res.BytesSent, rep.Resent+res.Resent
+	rep.FinalSyncBytes = res.BytesSent
+	return nil
+}
+
+// mark records that name is being handed to target; a mark to the same
+// target (a retry after a failure) is kept.
+func (m *Manager) mark(name, target string) (store.Volume, error) {
+	return m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
+		cur, ok := v.Volume(name)
+		if !ok {
+			return cur, nil, refuse(store.ErrNotFound, "no volume %q", name)
+		}
+		if cur.MovingTo == target {
+			return cur, nil, nil
+		}
+		if cur.MovingTo != "" {
+			return cur, nil, refuse(store.ErrConflict, "volume %s is being moved to %s", name, cur.MovingTo)
+		}
+		index := cur.ModifyIndex
+		cur.MovingTo = target
+		return cur, m.putChecked(cur, index), nil
+	})
+}
+
+// unmark clears a move's mark after a failure, so the volume can be
+// mounted where it is again. A failure to clear is logged: the next move
+// to the same target, or its retry, takes the mark over.
+func (m *Manager) unmark(name, target string) {
+	_, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
+		cur, ok := v.Volume(name)
+		if !ok || cur.MovingTo != target {
+			return cur, nil, nil
+		}
+		index := cur.ModifyIndex
+		cur.MovingTo = ""
+		return cur, m.putChecked(cur, index), nil
+	})
+	if err != nil {
+		m.log.Warn("clear a failed move's mark", "volume", name, "target", target, "err", err)
+	}
+}
+
+// AttachOn gives host the lease (if nobody holds it) and attaches the
+// volume there now, without waiting for a container to mount it.
+func (m *Manager) AttachOn(ctx context.Context, name, host string, progress Progress) (api.VolumeReport, error) {
+	start := time.Now()
+	vol, err := m.Attach(name, host)
+	if err != nil {
+		return api.VolumeReport{}, err
+	}
+	rep := api.VolumeReport{Volume: name, Op: OpAttach, Backend: vol.Backend, To: host, Generation: vol.Generation}
+	err = m.attachOn(ctx, name, host, progress, &rep)
+	rep.TotalMS = time.Since(start).Milliseconds()
+	return rep, err
+}
+
+// attachOn asks host's agent to attach the volume, which host must hold.
+func (m *Manager) attachOn(ctx context.Context, name, host string, progress Progress, rep *api.VolumeReport) error {
+	t := time.Now()
+	v := m.store.View()
+	vol, ok := v.Volume(name)
+	if !ok {
+		return refuse(store.ErrNotFound, "no volume %q", name)
+	}
+	if vol.OwnerHost != host {
+		return refuse(store.ErrConflict, "volume %s is attached to %s, not %s", name, vol.OwnerHost, host)
+	}
+	h, ok := v.Host(host)
+	if !ok || h.AgentAPI == "" {
+		return refuse(store.ErrConflict, "host %s has no agent", host)
+	}
+	report(progress, agentapi.VolumeProgress{Volume: name, Host: host, Step: agentapi.StepAttach})
+	if err := m.agent(h.AgentAPI).AttachVolume(ctx, name, localRequest(vol)); err != nil {
+		return agentRefusal(fmt.Sprintf("attach volume %s on %s", name, host), err)
+	}
+	rep.Generation = vol.Generation
+	rep.AttachMS = time.Since(t).Milliseconds()
+	return nil
+}
+
+// Detach unmounts a block volume on its owner and releases its lease, so
+// that any host may attach it next. A copy volume's data lives on its
+// owner, so it stays attached there: it changes hands by a move.
+func (m *Manager) Detach(ctx context.Context, name string) (api.VolumeReport, error) {
+	start := time.Now()
+	v := m.store.View()
+	vol, ok := v.Volume(name)
+	if !ok {
+		return api.VolumeReport{}, refuse(store.ErrNotFound, "no volume %q", name)
+	}
+	rep := api.VolumeReport{Volume: name, Op: OpDetach, Backend: vol.Backend, From: vol.OwnerHost, Generation: vol.Generation}
+	if vol.Backend == store.VolumeCopy {
+		return rep, refuse(store.ErrInvalid, "volume %s is a copy volume: its data lives on %s, so it stays attached there; clusterctl volume move takes it elsewhere", name, dash(vol.OwnerHost))
+	}
+	if vol.OwnerHost == "" {
+		return rep, nil
+	}
+	if users := RunningUsers(v, name); len(users) > 0 {
+		return rep, refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
+	}
+	if h, ok := v.Host(vol.OwnerHost); ok && h.State == store.HostUp && h.AgentAPI != "" {
+		if err := m.agent(h.AgentAPI).DetachVolume(ctx, name, localRequest(vol)); err != nil {
+			return rep, agentRefusal(fmt.Sprintf("detach volume %s on %s", name, h.Name), err)
+		}
+	}
+	_, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
+		cur, ok := v.Volume(name)
+		if !ok || cur.OwnerHost != vol.OwnerHost || cur.Generation != vol.Generation {
+			return cur, nil, refuse(store.ErrConflict, "volume %s changed while it was detached", name)
+		}
+		index := cur.ModifyIndex
+		cur.OwnerHost, cur.MovingTo = "", ""
+		return cur, m.putChecked(cur, index), nil
+	})
+	rep.TotalMS = time.Since(start).Milliseconds()
+	return rep, err
+}
+
+// cleanup removes a copy volume's old copy on a host that no longer holds
+// it, now that its new owner verified its own.
+func (m *Manager) cleanup(ctx context.Context, name string, old store.Host, progress Progress, rep *api.VolumeReport) error {
+	t := time.Now()
+	report(progress, agentapi.VolumeProgress{Volume: name, Host: old.Name, Step: agentapi.StepCleanup})
+	if err := m.agent(old.AgentAPI).RemoveVolume(ctx, name, store.VolumeCopy); err != nil {
+		return fmt.Errorf("volume %s moved, but removing its old copy on %s failed (remove it by hand or it goes with volume rm): %w", name, old.Name, err)
+	}
+	rep.CleanupMS = time.Since(t).Milliseconds()
+	return nil
+}
+
+// localRequest is what an agent needs to attach or detach vol.
+func localRequest(vol store.Volume) agentapi.LocalRequest {
+	return agentapi.LocalRequest{Backend: vol.Backend, Generation: vol.Generation, SizeBytes: vol.SizeBytes}
+}
+
+// agentRefusal wraps an agent's error: a refusal because of the state
+// (in use) stays a conflict for the API; others are failures.
+func agentRefusal(doing string, err error) error {
+	if agentapi.IsConflict(err) {
+		return refuse(store.ErrConflict, "%s: %v", doing, err)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+func report(progress Progress, p agentapi.VolumeProgress) {
+	if progress != nil {
+		progress(p)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
