@@ -151,16 +151,7 @@ func (a *Agent) handleLocalVolume(op func(context.Context, string, agentapi.Loca
 			agentapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("invalid request: %w", err))
 			return
 		}
-		err := op(r.Context(), r.PathValue("name"), req)
-		var inUse *volume.InUseError
-		switch {
-		case errors.As(err, &inUse):
-			agentapi.WriteError(w, http.StatusConflict, err)
-		case err != nil:
-			agentapi.WriteError(w, http.StatusInternalServerError, err)
-		default:
-			agentapi.WriteJSON(w, http.StatusOK, struct{}{})
-		}
+		writeVolumeResult(w, op(r.Context(), r.PathValue("name"), req))
 	}
 }
 
@@ -174,6 +165,12 @@ func (a *Agent) handleVolume(w http.ResponseWriter, r *http.Request) {
 // when the volume is removed.
 func (a *Agent) handleRemoveVolume(w http.ResponseWriter, r *http.Request) {
 	err := a.volumes.RemoveLocal(r.Context(), r.PathValue("name"), r.URL.Query().Get("backend"))
+	writeVolumeResult(w, err)
+}
+
+// writeVolumeResult answers a local volume step: 409 when containers here
+// use the volume, 500 for any other failure.
+func writeVolumeResult(w http.ResponseWriter, err error) {
 	var inUse *volume.InUseError
 	switch {
 	case errors.As(err, &inUse):

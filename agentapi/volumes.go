@@ -61,7 +61,8 @@ type SyncResult struct {
 	LastRoundBytes int64 `json:"last_round_bytes"`
 	Resent         int   `json:"resent,omitempty"` // chunks resent after a checksum mismatch
 	DurationMS     int64 `json:"duration_ms"`
-	CommitMS       int64 `json:"commit_ms,omitempty"`
+	FlushMS        int64 `json:"flush_ms,omitempty"`  // pre-copy: making the target's copy durable
+	CommitMS       int64 `json:"commit_ms,omitempty"` // final: the target's check and switch-in
 }
 
 // SyncEvent is one line of a sync's answer: progress, then a result or

@@ -112,7 +112,8 @@ type VolumeReport struct {
 	// Step times in milliseconds; FinalSyncMS is the last round, the
 	// target's check and switch-in and the lease handover (for a block
 	// volume: the detach and the handover).
-	PreCopyMS   int64 `json:"precopy_ms,omitempty"`
+	PreCopyMS   int64 `json:"precopy_ms,omitempty"` // rounds and flush
+	FlushMS     int64 `json:"flush_ms,omitempty"`   // of PreCopyMS: making the target's copy durable
 	FinalSyncMS int64 `json:"final_sync_ms,omitempty"`
 	AttachMS    int64 `json:"attach_ms,omitempty"`
 	CleanupMS   int64 `json:"cleanup_ms,omitempty"`

@@ -137,6 +137,7 @@ func (m *Manager) preCopy(ctx context.Context, h handover, progress Progress, re
 	}
 	rep.Rounds += res.Rounds
 	rep.Bytes, rep.BytesSent, rep.Resent = res.Bytes, rep.BytesSent+res.BytesSent, rep.Resent+res.Resent
+	rep.FlushMS = res.FlushMS
 	rep.PreCopyMS = time.Since(t).Milliseconds()
 	return nil
 }

@@ -100,6 +100,15 @@ func (d *Driver) Sync(ctx context.Context, name string, req agentapi.SyncRequest
 	if err := d.rounds(ctx, name, req, report, res); err != nil {
 		return nil, syncFailure(name, req.TargetHost, err)
 	}
+	if !req.Final {
+		// Durability is paid now, while the volume may still be in use,
+		// not by the final sync, which runs while its writer is stopped.
+		t := time.Now()
+		if err := d.sender().Flush(ctx, req.Target, name); err != nil {
+			return nil, syncFailure(name, req.TargetHost, err)
+		}
+		res.FlushMS = time.Since(t).Milliseconds()
+	}
 	if req.Final {
 		t := time.Now()
 		if progress != nil {

@@ -3,6 +3,7 @@ package transfer
 import (
 	"errors"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,6 +37,14 @@ func (a *applier) file(e *entry) error {
 	}
 	if err := a.setFile(f, rec); err != nil {
 		return err
+	}
+	// Start writing the file out now, without waiting: by the time a
+	// flush or commit syncs the file system, most of it is on disk.
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	if !slices.Contains(rec.Chunks, unknown) {
+		if err := noteStat(f, rec); err != nil {
+			return err
+		}
 	}
 	rec.Partial = false
 	a.done.Files++
@@ -162,6 +171,17 @@ func (a *applier) setFile(f *os.File, rec *entry) error {
 	if err := a.t.setTimes(rec.Path, rec.MTime); err != nil {
 		return diskError("setting the times of", rec.Path, err)
 	}
+	return nil
+}
+
+// noteStat records the inode and ctime of a file just written in full,
+// for a commit to see that nothing wrote it since.
+func noteStat(f *os.File, rec *entry) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return diskError("checking", rec.Path, err)
+	}
+	rec.Ino, rec.CTime = st.Ino, st.Ctim.Nano()
 	return nil
 }
 

@@ -93,7 +93,17 @@ func (r *Receiver) commit(ctx context.Context, s *session, want *manifest) (comm
 		return commitResult{}, &httpError{status: http.StatusNotFound, msg: "no staging copy of volume " + s.vol + ": nothing to commit"}
 	}
 	specials := map[string]bool{}
-	sc := scanner{hash: true, skipped: func(rel string, _ *unix.Stat_t) { specials[rel] = true }}
+	// Files written and checked chunk by chunk by the rounds, untouched
+	// since, are taken at their recorded hashes; any other file is read
+	// again. A final sync thus costs what changed, not the volume's size.
+	recorded := s.st.man
+	sc := scanner{hash: true, skipped: func(rel string, _ *unix.Stat_t) { specials[rel] = true },
+		known: func(rel string, st *unix.Stat_t) (hashList, bool) {
+			if e := recorded.get(rel); e.untouchedSince(st) {
+				return e.Chunks, true
+			}
+			return nil, false
+		}}
 	got, err := sc.scan(ctx, s.staging)
 	if err != nil {
 		return commitResult{}, fmt.Errorf("verify staging copy: %w", err)
@@ -270,11 +280,29 @@ func (r *Receiver) switchIn(s *session, got *manifest) error {
 		return fmt.Errorf("switch %s in as %s: %w", s.staging, s.live, err)
 	}
 	if old != "" {
+		r.removeAside(s, old)
+	}
+	return nil
+}
+
+// removeAside removes a stale live copy after the commit has answered:
+// removing a big tree takes long, and the volume's writer waits for the
+// commit. The copy is first renamed out of the staging path, so that the
+// next round does not find it there.
+func (r *Receiver) removeAside(s *session, old string) {
+	trash := s.staging + ".old-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := os.Rename(old, trash); err != nil {
+		// Where it is, it must go before the next round: remove it now.
 		if err := os.RemoveAll(old); err != nil {
 			r.log().Warn("transfer: remove the stale live copy", "volume", s.vol, "path", old, "err", err)
 		}
+		return
 	}
-	return nil
+	go func() {
+		if err := os.RemoveAll(trash); err != nil {
+			r.log().Warn("transfer: remove the stale live copy", "volume", s.vol, "path", trash, "err", err)
+		}
+	}()
 }
 
 // renameIn renames staging to live in one step. A live directory already

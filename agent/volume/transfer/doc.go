@@ -21,6 +21,7 @@
 //
 //	GET    manifest  the staging copy's manifest (JSON lines: a header, then one entry per path)
 //	POST   round     a stream of frames in; a stream of JSON-line events out, at the same time
+//	POST   flush     make the staging copy durable (after the pre-copy, so a commit flushes little)
 //	POST   commit    the source's full manifest in; 200 once switched in, 409 naming the first bad path
 //	DELETE (volume)  drop the staging copy
 //
@@ -45,7 +46,9 @@
 // dies mid-round loses nothing it wrote, and on restart the manifest is
 // checked against the disk). A staging directory without a manifest is
 // never trusted: it is removed. Commit verifies staging against the
-// source's manifest, syncs it to disk, removes the manifest files, then
+// source's manifest (a file the rounds wrote and checked chunk by chunk,
+// whose inode and ctime have not changed since, is taken at its recorded
+// hashes; any other is read again), syncs it to disk, removes the manifest files, then
 // renames staging to live (exchanging it with a stale live copy, which is
 // then removed).
 //

@@ -37,6 +37,22 @@ type entry struct {
 	// known chunks are right but its metadata may not be, so a sender never
 	// skips it.
 	Partial bool `json:"x,omitempty"`
+	// Ino and CTime are a receiver's note of the file as it left it
+	// after writing and checking every chunk: while both are unchanged
+	// nobody wrote the file since, so a commit may trust the recorded
+	// chunk hashes instead of reading the whole copy again (the test
+	// rsync and our sender's cache make too; ctime cannot be set back).
+	Ino   uint64 `json:"i,omitempty"`
+	CTime int64  `json:"ct,omitempty"`
+}
+
+// untouchedSince reports whether the file st describes is the one e
+// recorded and was not written since: same inode, ctime, size, mtime and
+// mode, and e whole.
+func (e *entry) untouchedSince(st *unix.Stat_t) bool {
+	return e != nil && e.Type == typeFile && !e.Partial && e.Ino != 0 &&
+		e.Ino == st.Ino && e.CTime == st.Ctim.Nano() && e.Size == st.Size &&
+		e.MTime == st.Mtim.Nano() && e.Mode == st.Mode&0o7777
 }
 
 // sameMeta reports whether two entries agree on everything but content.

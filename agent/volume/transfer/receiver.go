@@ -61,6 +61,7 @@ func (r *Receiver) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/transfer/{volume}/manifest", r.serveManifest)
 	mux.HandleFunc("POST /v1/transfer/{volume}/round", r.serveRound)
 	mux.HandleFunc("POST /v1/transfer/{volume}/commit", r.serveCommit)
+	mux.HandleFunc("POST /v1/transfer/{volume}/flush", r.serveFlush)
 	mux.HandleFunc("DELETE /v1/transfer/{volume}", r.serveAbort)
 	return mux
 }
@@ -249,6 +250,25 @@ func (r *Receiver) serveManifest(w http.ResponseWriter, req *http.Request) {
 	if err := m.encode(w); err != nil {
 		r.log().Info("transfer: send manifest", "volume", s.vol, "err", err)
 	}
+}
+
+// serveFlush makes the staging copy durable, so that the commit that
+// follows has only the last round's writes to flush.
+func (r *Receiver) serveFlush(w http.ResponseWriter, req *http.Request) {
+	s, ok := r.begin(w, req)
+	if !ok {
+		return
+	}
+	defer s.unlock()
+	if _, err := os.Lstat(s.staging); errors.Is(err, fs.ErrNotExist) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err := syncFS(s.staging); err != nil {
+		writeError(w, diskError("syncing", "the staging copy", err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // serveAbort drops the staging copy; dropping none is fine.

@@ -321,6 +321,22 @@ func (s *Sender) commit(ctx context.Context, t target, volume, srcDir string) er
 	return nil
 }
 
+// Flush makes the target's staging copy of volume durable. Call it after
+// the pre-copy rounds: the commit, which runs while the volume's writer is
+// stopped, then flushes only what the last round wrote.
+func (s *Sender) Flush(ctx context.Context, targetURL, volume string) error {
+	t, err := newTarget(targetURL, volume)
+	if err != nil {
+		return fmt.Errorf("flush volume %s: %w", volume, err)
+	}
+	resp, err := s.call(ctx, t, http.MethodPost, "/flush", nil)
+	if err != nil {
+		return fmt.Errorf("flush volume %s on %s: %w", volume, t.host, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // Abort makes the target drop its staging copy of volume; dropping none
 // is fine, so Abort may be repeated.
 func (s *Sender) Abort(ctx context.Context, targetURL, volume string) error {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -262,13 +263,19 @@ func TestCommitReplacesStaleLiveCopy(t *testing.T) {
 	writeFile(t, filepath.Join(p.live("vol1"), "stale/old.txt"), []byte("old"), 0o644)
 	p.round("vol1", src)
 	p.commit("vol1", src)
-	names, err := os.ReadDir(filepath.Dir(p.live("vol1")))
-	if err != nil {
-		t.Fatal(err)
+	assertSameTree(t, src, p.live("vol1"))
+	// The stale copy is removed after the commit answered.
+	var names []os.DirEntry
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var err error
+		if names, err = os.ReadDir(filepath.Dir(p.live("vol1"))); err != nil {
+			t.Fatal(err)
+		}
+		if len(names) == 1 && names[0].Name() == "data" {
+			return
+		}
 	}
-	if len(names) != 1 || names[0].Name() != "data" {
-		t.Errorf("volume directory holds %v, want only data", names)
-	}
+	t.Errorf("volume directory holds %v, want only data", names)
 }
 
 func TestCommitWithoutRoundIsRefused(t *testing.T) {
@@ -300,6 +307,25 @@ func TestAbortDropsStaging(t *testing.T) {
 	if st := p.round("vol1", src); st.Round != 1 || st.BytesSent != wantSent {
 		t.Errorf("round after abort: %+v, want a fresh full copy", st)
 	}
+}
+
+func TestFlush(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	if err := p.send.Flush(ctx, p.srv.URL, "vol1"); err != nil {
+		t.Fatalf("flush before any round: %v", err)
+	}
+	src := t.TempDir()
+	makeTree(t, src)
+	p.round("vol1", src)
+	if err := p.send.Flush(ctx, p.srv.URL, "vol1"); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if st := p.round("vol1", src); st.BytesSent != 0 {
+		t.Errorf("a flush changed the staging copy: the next round sent %d bytes", st.BytesSent)
+	}
+	p.commit("vol1", src)
+	assertSameTree(t, src, p.live("vol1"))
 }
 
 func TestReceiverRestartKeepsStaging(t *testing.T) {

@@ -23,13 +23,32 @@ func New(bin, name string) CLI {
 	return CLI{Bin: bin, Context: filepath.Join(os.TempDir(), name+"-context.json")}
 }
 
-// Run runs clusterctl and returns its output, or an error carrying it.
-func (c CLI) Run(args ...string) (string, error) {
+// Command is clusterctl with args, to start.
+func (c CLI) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(c.Bin, args...)
 	cmd.Env = append(os.Environ(), "CLUSTERCTL_CONTEXT="+c.Context)
+	return cmd
+}
+
+// Run runs clusterctl and returns its output, or an error carrying it.
+func (c CLI) Run(args ...string) (string, error) {
+	cmd := c.Command(args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("clusterctl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// RunStdout runs clusterctl and returns its standard output alone (what
+// -o json prints), or an error carrying its standard error.
+func (c CLI) RunStdout(args ...string) (string, error) {
+	cmd := c.Command(args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("clusterctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return string(out), nil
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// The benchmark tree: files of treeFile bytes in 16 directories.
+const treeFile = 4 << 20
+
+// fillTree writes size bytes of random (incompressible) data into dir.
+func fillTree(dir string, size int64) error {
+	buf := make([]byte, treeFile)
+	rng := rand.NewChaCha8([32]byte{1})
+	for i := range int(size / treeFile) {
+		_, _ = rng.Read(buf)
+		p := filepath.Join(dir, "d"+strconv.Itoa(i%16), "f"+strconv.Itoa(i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			return fmt.Errorf("fill %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// changeTree overwrites n bytes of the tree, 1 MiB in each of n/1MiB
+// files picked by seed: what a database writes between a pre-copy and
+// the final sync.
+func changeTree(dir string, n int64, seed int) error {
+	files, err := filepath.Glob(filepath.Join(dir, "d*", "f*"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("change %s: no files (%v)", dir, err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	patch := make([]byte, 1<<20)
+	for _, i := range rng.Perm(len(files))[:min(len(files), int(n>>20))] {
+		for j := range patch {
+			patch[j] = byte(rng.Uint32())
+		}
+		f, err := os.OpenFile(files[i], os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteAt(patch, rng.Int64N(treeFile-int64(len(patch))))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("change %s: %w", files[i], err)
+		}
+	}
+	return nil
+}
+
+// labHost is a host of `clusterctl lab status -o json`.
+type labHost struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	PID  int    `json:"pid"` // its dockerd's, in its namespaces
+}
+
+// host reads a host from the lab's status.
+func (b *bench) host(name string) (labHost, error) {
+	out, err := b.cli.RunStdout("lab", "status", "-o", "json")
+	if err != nil {
+		return labHost{}, err
+	}
+	var st struct{ Hosts []labHost }
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return labHost{}, fmt.Errorf("lab status -o json: %w", err)
+	}
+	for _, h := range st.Hosts {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return labHost{}, fmt.Errorf("no lab host %s", name)
+}
+
+// hostPath is path as the root namespace reaches it inside a host's mount
+// namespace (where block volumes are mounted): through its dockerd.
+func (b *bench) hostPath(host, path string) (string, error) {
+	h, err := b.host(host)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join("/proc", strconv.Itoa(h.PID), "root", path), nil
+}
