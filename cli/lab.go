@@ -20,6 +20,7 @@ commands find it.`,
 		Example: `  clusterctl lab up --hosts 3
   clusterctl lab exec host1 -- docker -H unix:///run/clusterctl/lab/host1/docker.sock ps
   clusterctl lab stop host2 && clusterctl lab start host2
+  clusterctl lab kill host2 agent && clusterctl lab revive host2 agent
   clusterctl lab down`,
 	}
 	newLab := func(cmd *cobra.Command) *lab.Lab { return lab.New(cmd.OutOrStdout(), g.contextPath()) }
@@ -46,6 +47,8 @@ commands find it.`,
 		hostCmd("start", "Boot a stopped host again, with its address and data", func(l *lab.Lab, cmd *cobra.Command, h string) error { return l.Start(cmd.Context(), h) }, newLab),
 		hostCmd("partition", "Cut a host off the lab network (it keeps running)", func(l *lab.Lab, _ *cobra.Command, h string) error { return l.Partition(h) }, newLab),
 		hostCmd("heal", "Put a partitioned host back on the lab network", func(l *lab.Lab, _ *cobra.Command, h string) error { return l.Heal(h) }, newLab),
+		daemonCmd("kill", "Crash one daemon of a host (SIGKILL); the host and its containers keep running", func(l *lab.Lab, cmd *cobra.Command, h, d string) error { return l.Kill(cmd.Context(), h, d) }, newLab),
+		daemonCmd("revive", "Start a killed daemon of a host again, with its arguments and data, and wait until it is back", func(l *lab.Lab, cmd *cobra.Command, h, d string) error { return l.Revive(cmd.Context(), h, d) }, newLab),
 		newLabBootCmd(),
 	)
 	return cmd
@@ -60,6 +63,21 @@ func hostCmd(name, short string, run func(*lab.Lab, *cobra.Command, string) erro
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(newLab(cmd), cmd, args[0])
+		},
+	}
+}
+
+// daemonCmd builds a lab command that acts on one daemon of a host: its
+// agent, or its manager (server).
+func daemonCmd(name, short string, run func(*lab.Lab, *cobra.Command, string, string) error, newLab func(*cobra.Command) *lab.Lab) *cobra.Command {
+	return &cobra.Command{
+		Use:       name + " HOST agent|server",
+		Short:     short,
+		Example:   fmt.Sprintf("  clusterctl lab %s host2 agent", name),
+		Args:      cobra.ExactArgs(2),
+		ValidArgs: []string{"agent", "server"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return run(newLab(cmd), cmd, args[0], args[1])
 		},
 	}
 }

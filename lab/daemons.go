@@ -45,46 +45,75 @@ func (s *State) isManager(name string) bool {
 	return false
 }
 
+// The daemons a lab host runs beside its dockerd, as lab kill and lab
+// revive name them.
+const (
+	daemonServer = "server"
+	daemonAgent  = "agent"
+)
+
 // startDaemons starts a host's manager (if it is one) and its agent.
 func (lab *Lab) startDaemons(cgRoot string, st *State, h HostState) error {
-	servers := strings.Join(st.serverAddrs(), ",")
 	if st.isManager(h.Name) {
-		args := []string{"server", "--name", h.Name, "--bind", h.Addr,
-			"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "server"),
-			"--bootstrap-expect", strconv.Itoa(st.Managers), "--join", servers}
-		if err := spawn(lab.Layout, cgRoot, h.Name, "server", args); err != nil {
+		if _, err := spawn(lab.Layout, cgRoot, h.Name, daemonServer, lab.daemonArgs(st, h, daemonServer)); err != nil {
 			return err
 		}
 	}
+	_, err := spawn(lab.Layout, cgRoot, h.Name, daemonAgent, lab.daemonArgs(st, h, daemonAgent))
+	return err
+}
+
+// daemonArgs is the command line of a host's daemon, the same at every
+// start (lab up, start and revive): its identity and data come from the
+// lab's state, so a daemon started again finds what it had.
+func (lab *Lab) daemonArgs(st *State, h HostState, daemon string) []string {
+	servers := strings.Join(st.serverAddrs(), ",")
+	if daemon == daemonServer {
+		return []string{"server", "--name", h.Name, "--bind", h.Addr,
+			"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "server"),
+			"--bootstrap-expect", strconv.Itoa(st.Managers), "--join", servers}
+	}
 	// The agent registers the engine's TCP address: the managers on other
 	// hosts create containers through it.
-	args := []string{"agent", "--name", h.Name, "--addr", h.Addr,
+	return []string{"agent", "--name", h.Name, "--addr", h.Addr,
 		"--docker", dockerEndpoint(h), "--servers", servers,
 		"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "agent"),
 		"--shared-dir", lab.Layout.SharedDir()}
-	return spawn(lab.Layout, cgRoot, h.Name, "agent", args)
+}
+
+// daemonPIDFile records a daemon's pid for lab kill. It is in the host's
+// run directory, which goes when the host powers off, as the daemon does.
+func (l Layout) daemonPIDFile(host, daemon string) string {
+	return filepath.Join(l.hostRunDir(host), daemon+".pid")
 }
 
 // spawn starts a daemon inside a host: in its network, mount and UTS
 // namespaces (entered through its dockerd) and in its cgroup, so that it
 // lives and dies with the host. Its output goes to NAME.log on the host's
-// disk.
-func spawn(l Layout, cgRoot, host, name string, args []string) error {
+// disk and its pid to NAME.pid in the host's run directory. The channel
+// reports its exit while this process runs.
+func spawn(l Layout, cgRoot, host, name string, args []string) (<-chan error, error) {
 	pid, err := dockerdPID(l, host)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd, err := startSelf(filepath.Join(l.hostDataDir(host), name+".log"), 0, hostNamespaces(pid), args)
 	if err != nil {
-		return fmt.Errorf("start %s on %s: %w", name, host, err)
+		return nil, fmt.Errorf("start %s on %s: %w", name, host, err)
 	}
 	// nsenter execs clusterctl in place, so this pid is the daemon's.
-	if err := os.WriteFile(daemonsCgroupProcs(cgRoot, host), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+	pidText := strconv.Itoa(cmd.Process.Pid)
+	if err := os.WriteFile(daemonsCgroupProcs(cgRoot, host), []byte(pidText), 0); err != nil {
 		_ = cmd.Process.Kill()
-		return fmt.Errorf("put %s of %s in the host's cgroup: %w", name, host, err)
+		return nil, fmt.Errorf("put %s of %s in the host's cgroup: %w", name, host, err)
 	}
-	go func() { _ = cmd.Wait() }() // reap it if it dies while we still run
-	return nil
+	if err := os.WriteFile(l.daemonPIDFile(host, name), []byte(pidText+"\n"), 0o644); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("record the pid of %s on %s: %w", name, host, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reap it if it dies while we still run
+	return exited, nil
 }
 
 // waitControlPlane waits until the managers have a leader and have all

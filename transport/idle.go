@@ -2,7 +2,11 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"os"
+	"sync/atomic"
 	"net/http"
 	"time"
 )
@@ -33,15 +37,44 @@ func BulkClient(idle time.Duration) *http.Client {
 // that long.
 type idleConn struct {
 	net.Conn
-	idle time.Duration
+	idle     time.Duration
+	timedOut atomic.Bool
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
 	_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	return n, c.explain(err)
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	return n, c.explain(err)
+}
+
+// explain turns a deadline that fired, and the errors of a connection
+// closed because of it, into an error that says what happened: the
+// peer went silent (cut off, or down).
+func (c *idleConn) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut.Store(true)
+	}
+	if c.timedOut.Load() {
+		return &IdleError{Peer: c.RemoteAddr().String(), Idle: c.idle}
+	}
+	return err
+}
+
+// IdleError is a connection on which nothing moved for too long.
+type IdleError struct {
+	Peer string
+	Idle time.Duration
+}
+
+func (e *IdleError) Error() string {
+	return fmt.Sprintf("no answer from %s for %s: cut off or down", e.Peer, e.Idle)
 }

@@ -41,6 +41,26 @@ type Receiver struct {
 type volState struct {
 	lock chan struct{} // one request at a time; a channel so waiting honours a context
 	man  *manifest     // the staging copy's manifest; nil until loaded
+	dir  dirID         // the staging directory man describes, once it exists
+}
+
+// dirID tells one directory from another that took its path.
+type dirID struct{ dev, ino uint64 }
+
+// sameStaging reports whether staging is still the directory st.man
+// describes, noting it the first time it is seen. A missing staging
+// directory is the same only if the manifest knows no entries in it.
+func (st *volState) sameStaging(staging string) bool {
+	var sys unix.Stat_t
+	if err := unix.Lstat(staging, &sys); err != nil {
+		return len(st.man.entries) <= 1 && st.dir == dirID{}
+	}
+	id := dirID{dev: sys.Dev, ino: sys.Ino}
+	if st.dir == (dirID{}) {
+		st.dir = id
+		return true
+	}
+	return st.dir == id
 }
 
 // idleTimeout is how long a round may go without a frame, or an event
@@ -149,12 +169,19 @@ func clearDeadlines(w http.ResponseWriter) {
 
 // manifestOf returns the staging copy's manifest, loading it on first use.
 func (r *Receiver) manifestOf(ctx context.Context, s *session) (*manifest, error) {
+	if s.st.man != nil && !s.st.sameStaging(s.staging) {
+		// The staging copy went away, or was replaced, behind our back
+		// (removed by hand, a file system unmounted): what we hold of it
+		// describes nothing any more.
+		r.log().Info("transfer: staging copy changed behind the receiver's back, reading it again", "volume", s.vol)
+		s.st.man = nil
+	}
 	if s.st.man == nil {
 		m, err := r.load(ctx, s)
 		if err != nil {
 			return nil, err
 		}
-		s.st.man = m
+		s.st.man, s.st.dir = m, dirID{}
 	}
 	return s.st.man, nil
 }

@@ -328,6 +328,24 @@ func TestFlush(t *testing.T) {
 	assertSameTree(t, src, p.live("vol1"))
 }
 
+// A staging copy removed behind the receiver's back (by hand, or a file
+// system unmounted under it) is noticed: the next round sends it all
+// again and the commit succeeds, rather than failing on a stale manifest.
+func TestStagingRemovedBehindTheReceiversBack(t *testing.T) {
+	p := newPair(t)
+	src := t.TempDir()
+	wantSent := makeTree(t, src)
+	p.round("vol1", src)
+	for _, path := range []string{p.staging("vol1"), p.staging("vol1") + ".manifest"} {
+		must(t, os.RemoveAll(path))
+	}
+	if st := p.round("vol1", src); st.BytesSent != wantSent {
+		t.Errorf("round after staging vanished sent %d bytes, want everything again: %d", st.BytesSent, wantSent)
+	}
+	p.commit("vol1", src)
+	assertSameTree(t, src, p.live("vol1"))
+}
+
 func TestReceiverRestartKeepsStaging(t *testing.T) {
 	base := t.TempDir()
 	src := t.TempDir()
