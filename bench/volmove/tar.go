@@ -28,10 +28,10 @@ type tarTimes struct {
 	SyncNS   int64 `json:"sync_ns"`
 }
 
-// tarStream times the baseline: the tree at src on host1 as a plain tar
-// stream to host2, unpacked there on the same disk the volumes use.
-func (b *bench) tarStream(src string) (stream, synced time.Duration, err error) {
-	to, err := b.host("host2")
+// tarStream times the baseline: the tree at src on host from as a plain
+// tar stream to host to, unpacked there on the same disk the volumes use.
+func (b *bench) tarStream(from, toName, src string) (stream, synced time.Duration, err error) {
+	to, err := b.host(toName)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -39,13 +39,13 @@ func (b *bench) tarStream(src string) (stream, synced time.Duration, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	dst := filepath.Join(labHosts, "host2", "tar-baseline")
+	dst := filepath.Join(labHosts, toName, "tar-baseline")
 	defer os.RemoveAll(dst)
 	if err := os.RemoveAll(dst); err != nil {
 		return 0, 0, err
 	}
 	addr := net.JoinHostPort(to.Addr, tarPort)
-	recv := b.cli.Command("lab", "exec", "host2", "--", self, "tar-recv", "-listen", addr, "-dir", dst)
+	recv := b.cli.Command("lab", "exec", toName, "--", self, "tar-recv", "-listen", addr, "-dir", dst)
 	out, err := recv.StdoutPipe()
 	if err != nil {
 		return 0, 0, err
@@ -57,9 +57,9 @@ func (b *bench) tarStream(src string) (stream, synced time.Duration, err error) 
 	defer func() { _ = recv.Wait() }()
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || strings.TrimSpace(line) != "listening" {
 		_ = recv.Process.Kill()
-		return 0, 0, fmt.Errorf("tar-recv on host2 did not start: %q %v", line, err)
+		return 0, 0, fmt.Errorf("tar-recv on %s did not start: %q %v", toName, line, err)
 	}
-	res, err := b.cli.RunStdout("lab", "exec", "host1", "--", self, "tar-send", "-to", addr, "-dir", src)
+	res, err := b.cli.RunStdout("lab", "exec", from, "--", self, "tar-send", "-to", addr, "-dir", src)
 	if err != nil {
 		_ = recv.Process.Kill()
 		return 0, 0, err

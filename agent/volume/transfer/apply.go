@@ -47,7 +47,9 @@ func (r *Receiver) serveRound(w http.ResponseWriter, req *http.Request) {
 		ev.fail(err)
 		return
 	}
-	a.fr = newFrameReader(req.Body)
+	body := newReadAhead(req.Body)
+	defer body.Close()
+	a.fr = newFrameReader(body)
 	a.fr.onFrame = readDeadline(rc)
 	a.fr.onFrame()
 	start := time.Now()
@@ -97,6 +99,7 @@ type applier struct {
 	// are set again when the round ends.
 	touched map[string]bool
 	done    doneEvent
+	wb      *writeback
 }
 
 // newApplier makes the staging directory if needed and opens it and a
@@ -115,7 +118,7 @@ func newApplier(s *session, m *manifest, ev *eventStream, log *slog.Logger) (*ap
 		return nil, diskError("creating", "journal", err)
 	}
 	a := &applier{log: log.With("volume", s.vol), t: t, m: m, j: j, ev: ev,
-		dirs: map[string]*entry{}, touched: map[string]bool{}}
+		dirs: map[string]*entry{}, touched: map[string]bool{}, wb: startWriteback()}
 	t.onMkdir = func(rel string) { a.touched[parentOf(rel)] = true }
 	return a, nil
 }
@@ -124,6 +127,7 @@ func newApplier(s *session, m *manifest, ev *eventStream, log *slog.Logger) (*ap
 // journal. It runs after every round, cut short or not, so the manifest
 // on disk always describes the staging copy.
 func (a *applier) close(s *session) error {
+	a.wb.stop()
 	a.finishDirs()
 	a.t.close()
 	jerr := a.j.close()

@@ -38,9 +38,7 @@ func (a *applier) file(e *entry) error {
 	if err := a.setFile(f, rec); err != nil {
 		return err
 	}
-	// Start writing the file out now, without waiting: by the time a
-	// flush or commit syncs the file system, most of it is on disk.
-	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	a.wb.add(f)
 	if !slices.Contains(rec.Chunks, unknown) {
 		if err := noteStat(f, rec); err != nil {
 			return err

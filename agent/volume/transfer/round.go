@@ -178,24 +178,17 @@ func (r *round) diffDeletes() {
 func (r *round) exchange(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
 	passes := make(chan []resendEvent)
-	written := make(chan struct{}) // closed once the writer returned werr
-	var werr error
-	go func() {
-		defer close(written)
-		werr = r.write(ctx, pw, passes)
-		pw.CloseWithError(werr) // nil: the body ends
-	}()
-	resp, err := r.s.call(ctx, r.t, http.MethodPost, "/round", pr)
+	body := newStreamBody(func(w io.Writer) error { return r.write(ctx, w, passes) })
+	resp, err := r.s.call(ctx, r.t, http.MethodPost, "/round", body)
 	if err == nil {
-		err = r.readEvents(resp.Body, passes, written)
+		err = r.readEvents(resp.Body, passes, body.done)
 		resp.Body.Close()
 	}
-	cancel()
-	pr.CloseWithError(errRoundOver)
-	<-written
-	return firstCause(err, werr)
+	cancel() // a writer still waiting for a pass, or blocked on the connection, stops
+	body.Close()
+	<-body.done
+	return firstCause(err, body.err)
 }
 
 // errRoundOver stops a writer whose round ended.

@@ -116,7 +116,7 @@ type frame struct {
 
 // frameReader reads frames, refusing any that is malformed.
 type frameReader struct {
-	r    *bufio.Reader
+	r    io.Reader
 	hdr  [frameHeaderLen]byte
 	data []byte
 	// onFrame, when set, hears of every frame read (a receiver extends its
@@ -124,8 +124,13 @@ type frameReader struct {
 	onFrame func()
 }
 
+// newFrameReader reads frames from r, through a buffer unless r is a
+// read-ahead (which is one already: a second would only copy again).
 func newFrameReader(r io.Reader) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, 256<<10)}
+	if _, buffered := r.(*readAhead); !buffered {
+		r = bufio.NewReaderSize(r, 256<<10)
+	}
+	return &frameReader{r: r}
 }
 
 // protoError is a malformed stream: the sender's fault, not the disk's.
