@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/clusterctl/clusterctl/agentapi"
@@ -154,8 +155,8 @@ func (c *Client) VolumeOp(ctx context.Context, op, name string, req VolumeTarget
 	}
 	path := "/v1/volumes/" + url.PathEscape(name) + "/" + op
 	var resp *http.Response
-	for range len(c.servers) {
-		server := c.pick()
+	servers := c.leaderFirst(ctx)
+	for _, server := range servers {
 		resp, err = c.send(ctx, c.stream, http.MethodPost, server, path, body)
 		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
 			err = fmt.Errorf("%s: %s", server, readError(resp))
@@ -164,7 +165,6 @@ func (c *Client) VolumeOp(ctx context.Context, op, name string, req VolumeTarget
 		if err == nil {
 			break
 		}
-		c.next(server)
 		if !transport.NeverSent(err) && resp == nil {
 			return nil, fmt.Errorf("volume %s %s: outcome unknown: %w", op, name, err)
 		}
@@ -177,6 +177,25 @@ func (c *Client) VolumeOp(ctx context.Context, op, name string, req VolumeTarget
 		return nil, &StatusError{Code: resp.StatusCode, Message: readError(resp)}
 	}
 	return readVolumeEvents(resp.Body, progress)
+}
+
+// leaderFirst lists the managers with the leader first, as far as one of
+// them can tell: an operation that streams for as long as a volume takes
+// to copy goes straight to the leader rather than through a follower's
+// forwarding proxy, one more connection that can break under it.
+func (c *Client) leaderFirst(ctx context.Context) []string {
+	out := slices.Clone(c.servers)
+	st, err := c.Status(ctx)
+	if err != nil {
+		return out
+	}
+	for _, s := range st.Servers {
+		if s.Name == st.Leader && s.API != "" {
+			out = slices.DeleteFunc(out, func(a string) bool { return a == s.API })
+			return append([]string{s.API}, out...)
+		}
+	}
+	return out
 }
 
 // readVolumeEvents reads a volume operation's stream up to its end.

@@ -72,7 +72,8 @@ func printVolumes(w io.Writer, vols []api.Volume) error {
 	return tw.Flush()
 }
 
-// volumeSize is a block volume's size; a copy volume grows with its data.
+// volumeSize is a block volume's size, a copy volume's as its last move
+// measured it ("-" before any move: it grows with its data).
 func volumeSize(v api.Volume) string {
 	if v.SizeBytes == 0 {
 		return "-"

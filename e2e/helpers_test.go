@@ -204,3 +204,21 @@ func httpPut(url, body string) error {
 	}
 	return nil
 }
+
+// dumpLabLogs prints the end of every lab host's daemon logs when the test
+// failed, before the lab (and its logs) are removed: a failure in CI can
+// then be read from its output.
+func dumpLabLogs(t *testing.T) {
+	if !t.Failed() {
+		return
+	}
+	logs, _ := filepath.Glob("/var/lib/clusterctl/lab/hosts/*/*.log")
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		t.Logf("--- last lines of %s:\n%s", path, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+}

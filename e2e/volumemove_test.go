@@ -43,6 +43,7 @@ const (
 func TestVolumeMoves(t *testing.T) {
 	c := newCLI(t)
 	t.Cleanup(func() {
+		dumpLabLogs(t)
 		if _, err := c.run("lab", "down"); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}

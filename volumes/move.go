@@ -190,6 +190,9 @@ func (m *Manager) handover(ctx context.Context, name, target string, progress Pr
 		}
 		index := cur.ModifyIndex
 		cur.OwnerHost, cur.Generation, cur.MovingTo = target, cur.Generation+1, ""
+		if cur.Backend == store.VolumeCopy && rep.Bytes > 0 {
+			cur.SizeBytes = rep.Bytes // measured by the move's last round
+		}
 		return cur, m.putChecked(cur, index), nil
 	})
 	if err != nil {

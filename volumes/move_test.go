@@ -83,8 +83,8 @@ func TestMoveCopyVolume(t *testing.T) {
 		t.Errorf("agent calls %v, want %v", agent.calls, want)
 	}
 	vol, _ := m.store.View().Volume("db")
-	if vol.OwnerHost != "host2" || vol.Generation != 2 || vol.MovingTo != "" {
-		t.Errorf("volume after the move: %+v", vol)
+	if vol.OwnerHost != "host2" || vol.Generation != 2 || vol.MovingTo != "" || vol.SizeBytes != 100 {
+		t.Errorf("volume after the move: %+v, want host2's, generation 2, not moving, its size measured", vol)
 	}
 	if rep.From != "host1" || rep.To != "host2" || rep.Generation != 2 || rep.Rounds != 2 || rep.SourceKept {
 		t.Errorf("report %+v", rep)
