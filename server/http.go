@@ -56,6 +56,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/volumes/{name}/move", s.onLeader(s.handleVolumeOp(s.moveVolume)))
 	mux.HandleFunc("POST /v1/volumes/{name}/precopy", s.onLeader(s.handleVolumeOp(s.preCopyVolume)))
 	mux.HandleFunc("POST /v1/volumes/{name}/sync", s.onLeader(s.handleVolumeOp(s.syncVolume)))
+	mux.HandleFunc("GET /v1/networks", s.read(s.handleNetworks))
+	mux.HandleFunc("GET /v1/networks/{name}", s.read(s.handleNetwork))
+	mux.HandleFunc("POST /v1/networks", s.onLeader(s.handleCreateNetwork))
+	mux.HandleFunc("DELETE /v1/networks/{name}", s.onLeader(s.handleRemoveNetwork))
+	mux.HandleFunc("POST /v1/networks/{name}/leases", s.onLeader(s.handleLease))
+	mux.HandleFunc("DELETE /v1/networks/{name}/leases/{addr}", s.onLeader(s.handleRelease))
+	mux.HandleFunc("POST /v1/networks/{name}/leases/{addr}/endpoint", s.onLeader(s.handleEndpointHost))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such API: %s %s", r.Method, r.URL.Path))
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/networks"
 	"github.com/clusterctl/clusterctl/orchestrator"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/transport"
@@ -39,6 +40,7 @@ type Server struct {
 	hb        *heartbeats
 	orch      *orchestrator.Orchestrator // the leader's planning and reconciling
 	vols      *volumes.Manager           // the leader's volume leases
+	nets      *networks.Manager          // the leader's networks and address leases
 	// hasState says the data dir held Raft state at start: this manager
 	// was part of a cluster already.
 	hasState bool
@@ -72,6 +74,7 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}), forwarder: transport.RoundTripper()}
 	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log})
 	s.vols = volumes.New(s.store, s.applyRaw, cfg.Log)
+	s.nets = networks.New(s.store, s.applyRaw, cfg.Log)
 	// Before Raft opens the data dir (and may start an election with it):
 	// a data dir of one cluster among the managers of another is refused.
 	if err := s.checkPeersCluster(); err != nil {

@@ -287,6 +287,13 @@ func TestPutRefusals(t *testing.T) {
 	other := mock.Network()
 	other.Name = "other"
 	mustRefuse(t, s, store.CmdPutNetwork, other, store.ErrConflict) // same VNI
+	other.VNI = mock.Network().VNI + 1
+	other.Subnet = "10.200.0.128/25" // inside the mock's 10.200.0.0/24
+	mustRefuse(t, s, store.CmdPutNetwork, other, store.ErrConflict)
+	other.Subnet = "10.200.300.0/24"
+	mustRefuse(t, s, store.CmdPutNetwork, other, store.ErrInvalid)
+	other.Subnet = "10.200.1.0/24"
+	mustApply(t, s, store.CmdPutNetwork, other)
 
 	mustApply(t, s, store.CmdPutLease, mock.Lease())
 	taken := mock.Lease()

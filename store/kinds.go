@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -240,14 +241,18 @@ func checkVolume(txn *tx, v *Volume) error {
 	return nil
 }
 
-// checkNetwork refuses a network whose VNI another network already uses:
-// the two would share one VXLAN segment.
+// checkNetwork refuses a network whose VNI another network already uses
+// (the two would share one VXLAN segment) or whose subnet overlaps
+// another's (an address would belong to both): checked here, in the log's
+// order, two racing creates cannot both win.
 func checkNetwork(txn *tx, n *Network) error {
 	if err := prefixName("network name", n.Name); err != nil {
 		return err
 	}
-	if n.VNI == 0 {
-		return nil
+	n.Created = utc(n.Created)
+	subnet, err := parseSubnet(n.Subnet)
+	if err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	it, err := txn.Get(tableNetworks, indexID)
 	if err != nil {
@@ -255,11 +260,29 @@ func checkNetwork(txn *tx, n *Network) error {
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		other := raw.(*Network)
-		if other.Name != n.Name && other.VNI == n.VNI {
+		if other.Name == n.Name {
+			continue
+		}
+		if n.VNI != 0 && other.VNI == n.VNI {
 			return fmt.Errorf("network %s: vni %d already used by network %s: %w", n.Name, n.VNI, other.Name, ErrConflict)
+		}
+		if o, err := parseSubnet(other.Subnet); err == nil && subnet.IsValid() && o.IsValid() && o.Overlaps(subnet) {
+			return fmt.Errorf("network %s: subnet %s overlaps %s of network %s: %w", n.Name, n.Subnet, other.Subnet, other.Name, ErrConflict)
 		}
 	}
 	return nil
+}
+
+// parseSubnet reads a network's subnet; "" is none (the zero prefix).
+func parseSubnet(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, fmt.Errorf("subnet %q: %w", s, ErrInvalid)
+	}
+	return p.Masked(), nil
 }
 
 // checkLease refuses to hand a leased address to another task; to reassign

@@ -162,19 +162,27 @@ const (
 
 // Network is a cluster overlay network (one VXLAN segment).
 type Network struct {
-	Name        string `json:"name"`
-	Subnet      string `json:"subnet"`
-	VNI         int    `json:"vni"`
-	ModifyIndex uint64 `json:"modify_index"`
+	Name    string `json:"name"`
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway,omitempty"` // the bridges' address on every host
+	VNI     int    `json:"vni"`
+	// Labels are the network's labels as created (Compose's project
+	// label among them), for listing and removal.
+	Labels      map[string]string `json:"labels,omitempty"`
+	Created     time.Time         `json:"created,omitzero"`
+	ModifyIndex uint64            `json:"modify_index"`
 }
 
 // IPLease reserves an address of a network for a task, so the task keeps its
 // IP (and MAC) when it moves; its key is Network/Addr.
 type IPLease struct {
-	Network     string `json:"network"`
-	Addr        string `json:"addr"`
-	TaskID      string `json:"task_id"`
-	MAC         string `json:"mac"`
+	Network string `json:"network"`
+	Addr    string `json:"addr"`
+	TaskID  string `json:"task_id"`
+	MAC     string `json:"mac"`
+	// Host is where the address's endpoint is now, "" while it has none
+	// (its container stopped, or moving): peers send its traffic there.
+	Host        string `json:"host,omitempty"`
 	ModifyIndex uint64 `json:"modify_index"`
 }
 
@@ -247,6 +255,12 @@ func cloneApp(a App) App {
 func cloneVolume(v Volume) Volume {
 	v.Options = maps.Clone(v.Options)
 	return v
+}
+
+// cloneNetwork returns a deep copy of n.
+func cloneNetwork(n Network) Network {
+	n.Labels = maps.Clone(n.Labels)
+	return n
 }
 
 // cloneTask returns a deep copy of t.

@@ -89,11 +89,11 @@ func (v *View) Volumes() []Volume { return list(v, tableVolumes, indexID, cloneV
 func (v *View) Volume(name string) (Volume, bool) { return get(v, tableVolumes, cloneVolume, name) }
 
 // Networks returns the networks, by name.
-func (v *View) Networks() []Network { return list(v, tableNetworks, indexID, same[Network]) }
+func (v *View) Networks() []Network { return list(v, tableNetworks, indexID, cloneNetwork) }
 
 // Network returns the network of that name.
 func (v *View) Network(name string) (Network, bool) {
-	return get(v, tableNetworks, same[Network], name)
+	return get(v, tableNetworks, cloneNetwork, name)
 }
 
 // Leases returns the IP leases of a network ("" for all networks), by
