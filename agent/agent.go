@@ -97,6 +97,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stop()
+	stopIPAM, err := a.startIPAM()
+	if err != nil {
+		return err
+	}
+	defer stopIPAM()
 	registered := false
 	tick := time.NewTicker(HeartbeatInterval)
 	defer tick.Stop()

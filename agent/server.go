@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"time"
 
+	ipamplugin "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/clusterctl/clusterctl/agent/network"
 	"github.com/clusterctl/clusterctl/agent/volume"
 	"github.com/clusterctl/clusterctl/agentapi"
 )
@@ -58,6 +61,22 @@ func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
 		sock.Close()
 		_ = srv.Close()
 	}, nil
+}
+
+// startIPAM serves the clusteripam plugin on its socket, until the
+// returned function stops it.
+func (a *Agent) startIPAM() (stop func(), err error) {
+	sock, err := listenPlugin(a.cfg.PluginDir, network.IPAMDriverName)
+	if err != nil {
+		return nil, err
+	}
+	h := ipamplugin.NewHandler(&network.IPAM{Host: a.cfg.Name, Cluster: a.api, Log: a.cfg.Log})
+	go func() {
+		if err := h.Serve(sock); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			a.cfg.Log.Error("IPAM plugin stopped", "err", err)
+		}
+	}()
+	return func() { sock.Close() }, nil
 }
 
 // restoreVolumes re-attaches the volumes in use here, retrying until the
