@@ -15,13 +15,13 @@ import (
 // a move finds its address again.
 func (m *Manager) Lease(network, owner, preferred string) (store.IPLease, error) {
 	if owner == "" {
-		return store.IPLease{}, refuse(store.ErrInvalid, "a lease needs its task")
+		return store.IPLease{}, store.Refuse(store.ErrInvalid, "a lease needs its task")
 	}
 	var want netip.Addr
 	if preferred != "" {
 		a, err := netip.ParseAddr(preferred)
 		if err != nil || !a.Is4() {
-			return store.IPLease{}, refuse(store.ErrInvalid, "invalid address %q: want an IPv4 address", preferred)
+			return store.IPLease{}, store.Refuse(store.ErrInvalid, "invalid address %q: want an IPv4 address", preferred)
 		}
 		want = a
 	}
@@ -36,7 +36,7 @@ func (m *Manager) Lease(network, owner, preferred string) (store.IPLease, error)
 		if errors.Is(err, store.ErrConflict) {
 			if want.IsValid() {
 				// The store refused: another task took it meanwhile.
-				return store.IPLease{}, refuse(store.ErrConflict, "address %s of network %s is leased to another task", want, network)
+				return store.IPLease{}, store.Refuse(store.ErrConflict, "address %s of network %s is leased to another task", want, network)
 			}
 			continue // another lease took the lowest free address: the next one
 		}
@@ -46,7 +46,7 @@ func (m *Manager) Lease(network, owner, preferred string) (store.IPLease, error)
 		l.ModifyIndex = index
 		return l, nil
 	}
-	return store.IPLease{}, refuse(store.ErrConflict, "addresses of network %s kept changing under %d attempts", network, conflictRetries)
+	return store.IPLease{}, store.Refuse(store.ErrConflict, "addresses of network %s kept changing under %d attempts", network, conflictRetries)
 }
 
 // decideLease picks the lease to put: the owner's own (returned with its
@@ -55,7 +55,7 @@ func (m *Manager) Lease(network, owner, preferred string) (store.IPLease, error)
 func (m *Manager) decideLease(v *store.View, network, owner string, want netip.Addr) (store.IPLease, error) {
 	n, ok := v.Network(network)
 	if !ok {
-		return store.IPLease{}, refuse(store.ErrNotFound, "no network %q", network)
+		return store.IPLease{}, store.Refuse(store.ErrNotFound, "no network %q", network)
 	}
 	subnet, err := netip.ParsePrefix(n.Subnet)
 	if err != nil {
@@ -72,7 +72,7 @@ func (m *Manager) decideLease(v *store.View, network, owner string, want netip.A
 			return store.IPLease{}, err
 		}
 		if l, ok := v.Lease(network, want.String()); ok {
-			return store.IPLease{}, refuse(store.ErrConflict, "address %s of network %s is leased to task %s", want, network, l.TaskID)
+			return store.IPLease{}, store.Refuse(store.ErrConflict, "address %s of network %s is leased to task %s", want, network, l.TaskID)
 		}
 		return newLease(network, owner, want), nil
 	}
@@ -85,7 +85,7 @@ func (m *Manager) decideLease(v *store.View, network, owner string, want netip.A
 			return newLease(network, owner, a), nil
 		}
 	}
-	return store.IPLease{}, refuse(store.ErrConflict, "network %s has no free address left (%s: %d leased)", network, n.Subnet, len(leases))
+	return store.IPLease{}, store.Refuse(store.ErrConflict, "network %s has no free address left (%s: %d leased)", network, n.Subnet, len(leases))
 }
 
 // checkAddr refuses an address a task cannot have: outside the subnet,
@@ -93,11 +93,11 @@ func (m *Manager) decideLease(v *store.View, network, owner string, want netip.A
 func checkAddr(n store.Network, subnet netip.Prefix, a netip.Addr) error {
 	switch {
 	case !subnet.Contains(a):
-		return refuse(store.ErrInvalid, "address %s is not in network %s's subnet %s", a, n.Name, n.Subnet)
+		return store.Refuse(store.ErrInvalid, "address %s is not in network %s's subnet %s", a, n.Name, n.Subnet)
 	case a == subnet.Masked().Addr() || a == broadcast(subnet):
-		return refuse(store.ErrInvalid, "address %s is not a host address of subnet %s", a, n.Subnet)
+		return store.Refuse(store.ErrInvalid, "address %s is not a host address of subnet %s", a, n.Subnet)
 	case a == Gateway(subnet):
-		return refuse(store.ErrInvalid, "address %s is network %s's gateway", a, n.Name)
+		return store.Refuse(store.ErrInvalid, "address %s is network %s's gateway", a, n.Name)
 	}
 	return nil
 }
@@ -148,7 +148,7 @@ func (m *Manager) SetEndpointHost(network, addr, host string) (store.IPLease, er
 	for range conflictRetries {
 		l, ok := m.store.View().Lease(network, addr)
 		if !ok {
-			return l, refuse(store.ErrNotFound, "address %s of network %s is not leased", addr, network)
+			return l, store.Refuse(store.ErrNotFound, "address %s of network %s is not leased", addr, network)
 		}
 		if l.Host == host {
 			return l, nil
@@ -164,5 +164,5 @@ func (m *Manager) SetEndpointHost(network, addr, host string) (store.IPLease, er
 		l.ModifyIndex = index
 		return l, nil
 	}
-	return store.IPLease{}, refuse(store.ErrConflict, "address %s of network %s kept changing", addr, network)
+	return store.IPLease{}, store.Refuse(store.ErrConflict, "address %s of network %s kept changing", addr, network)
 }

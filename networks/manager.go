@@ -77,7 +77,7 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // of a directory.
 func ValidateName(name string) error {
 	if !validName.MatchString(name) || name == "." || name == ".." {
-		return refuse(store.ErrInvalid, "invalid network name %q: letters, digits, '_', '.', '-', starting with a letter or digit", name)
+		return store.Refuse(store.ErrInvalid, "invalid network name %q: letters, digits, '_', '.', '-', starting with a letter or digit", name)
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ func (m *Manager) Create(req Request) (store.Network, error) {
 	return m.retry(func(v *store.View) (store.Network, []byte, error) {
 		if old, ok := v.Network(req.Name); ok {
 			if want.IsValid() && old.Subnet != want.String() {
-				return old, nil, refuse(store.ErrConflict, "network %s exists with subnet %s, not %s", req.Name, old.Subnet, want)
+				return old, nil, store.Refuse(store.ErrConflict, "network %s exists with subnet %s, not %s", req.Name, old.Subnet, want)
 			}
 			return old, nil, nil
 		}
@@ -128,13 +128,13 @@ func (m *Manager) Create(req Request) (store.Network, error) {
 func parseSubnet(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil || !p.Addr().Is4() {
-		return netip.Prefix{}, refuse(store.ErrInvalid, "invalid subnet %q: want an IPv4 prefix such as 10.200.7.0/24", s)
+		return netip.Prefix{}, store.Refuse(store.ErrInvalid, "invalid subnet %q: want an IPv4 prefix such as 10.200.7.0/24", s)
 	}
 	if p.Bits() > 29 {
-		return netip.Prefix{}, refuse(store.ErrInvalid, "subnet %s is too small: at most /29", s)
+		return netip.Prefix{}, store.Refuse(store.ErrInvalid, "subnet %s is too small: at most /29", s)
 	}
 	if p.Masked() != p {
-		return netip.Prefix{}, refuse(store.ErrInvalid, "subnet %s has host bits set: did you mean %s?", s, p.Masked())
+		return netip.Prefix{}, store.Refuse(store.ErrInvalid, "subnet %s has host bits set: did you mean %s?", s, p.Masked())
 	}
 	return p, nil
 }
@@ -144,12 +144,12 @@ func parseSubnet(s string) (netip.Prefix, error) {
 func checkSubnet(v *store.View, name string, subnet netip.Prefix) error {
 	for _, n := range v.Networks() {
 		if o, err := netip.ParsePrefix(n.Subnet); err == nil && n.Name != name && o.Overlaps(subnet) {
-			return refuse(store.ErrConflict, "subnet %s overlaps %s of network %s", subnet, n.Subnet, n.Name)
+			return store.Refuse(store.ErrConflict, "subnet %s overlaps %s of network %s", subnet, n.Subnet, n.Name)
 		}
 	}
 	for _, h := range v.Hosts() {
 		if a, err := netip.ParseAddr(h.Addr); err == nil && subnet.Contains(a) {
-			return refuse(store.ErrConflict, "subnet %s holds host %s's own address %s: pick another", subnet, h.Name, h.Addr)
+			return store.Refuse(store.ErrConflict, "subnet %s holds host %s's own address %s: pick another", subnet, h.Name, h.Addr)
 		}
 	}
 	return nil
@@ -163,7 +163,7 @@ func freeSubnet(v *store.View) (netip.Prefix, error) {
 			return p, nil
 		}
 	}
-	return netip.Prefix{}, refuse(store.ErrConflict, "no free /%d left in %s: give the network a subnet", autoBits, autoPool)
+	return netip.Prefix{}, store.Refuse(store.ErrConflict, "no free /%d left in %s: give the network a subnet", autoBits, autoPool)
 }
 
 // nextPrefix is the prefix of the same size right after p.
@@ -185,7 +185,7 @@ func freeVNI(v *store.View) (int, error) {
 			return vni, nil
 		}
 	}
-	return 0, refuse(store.ErrConflict, "no VXLAN network identifier left")
+	return 0, store.Refuse(store.ErrConflict, "no VXLAN network identifier left")
 }
 
 // Gateway is a subnet's gateway: its first address, held by the bridge on
@@ -206,10 +206,10 @@ func (m *Manager) Remove(name string) error {
 	_, err := m.retry(func(v *store.View) (store.Network, []byte, error) {
 		n, ok := v.Network(name)
 		if !ok {
-			return n, nil, refuse(store.ErrNotFound, "no network %q", name)
+			return n, nil, store.Refuse(store.ErrNotFound, "no network %q", name)
 		}
 		if leases := v.Leases(name); len(leases) > 0 {
-			return n, nil, refuse(store.ErrConflict, "network %s has %d address(es) leased, to %s first: remove its tasks first", name, len(leases), leases[0].TaskID)
+			return n, nil, store.Refuse(store.ErrConflict, "network %s has %d address(es) leased, to %s first: remove its tasks first", name, len(leases), leases[0].TaskID)
 		}
 		return n, encode(store.CmdDeleteNetwork, store.NameRef{Name: name}), nil
 	})
@@ -238,7 +238,7 @@ func (m *Manager) retry(decide func(*store.View) (store.Network, []byte, error))
 		n.ModifyIndex = index
 		return n, nil
 	}
-	return store.Network{}, refuse(store.ErrConflict, "networks kept changing under %d attempts", conflictRetries)
+	return store.Network{}, store.Refuse(store.ErrConflict, "networks kept changing under %d attempts", conflictRetries)
 }
 
 func encode(t store.CommandType, payload any) []byte {
@@ -247,18 +247,4 @@ func encode(t store.CommandType, payload any) []byte {
 		panic(fmt.Sprintf("networks: encode %s: %v", t, err)) // plain structs: a bug
 	}
 	return b
-}
-
-// refusal is a refused request: its message is the whole error text, and
-// it unwraps to the store error that says which kind.
-type refusal struct {
-	msg  string
-	kind error
-}
-
-func (r *refusal) Error() string { return r.msg }
-func (r *refusal) Unwrap() error { return r.kind }
-
-func refuse(kind error, format string, args ...any) error {
-	return &refusal{msg: fmt.Sprintf(format, args...), kind: kind}
 }

@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors a refused command carries in ApplyResult.Err (wrapped with details),
 // so API handlers can map them to a status with errors.Is.
@@ -26,3 +29,20 @@ type fatalError struct{ err error }
 
 func (e *fatalError) Error() string { return e.err.Error() }
 func (e *fatalError) Unwrap() error { return e.err }
+
+// Refusal is a request refused for a reason its message says in full: it
+// unwraps to the store error that tells which kind (ErrInvalid,
+// ErrConflict, ErrNotFound), so the API answers with the right status,
+// without that error's own text appended to a message meant for people.
+type Refusal struct {
+	msg  string
+	kind error
+}
+
+func (r *Refusal) Error() string { return r.msg }
+func (r *Refusal) Unwrap() error { return r.kind }
+
+// Refuse returns a Refusal of kind with a formatted message.
+func Refuse(kind error, format string, args ...any) error {
+	return &Refusal{msg: fmt.Sprintf(format, args...), kind: kind}
+}

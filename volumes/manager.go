@@ -52,7 +52,7 @@ func (m *Manager) Create(req api.VolumeCreate) (store.Volume, error) {
 	return m.retry(req.Name, func(v *store.View) (store.Volume, []byte, error) {
 		if old, ok := v.Volume(req.Name); ok {
 			if !sameOptions(old, req.Options) {
-				return old, nil, refuse(store.ErrConflict, "volume %s exists with other options (%s)", req.Name, describe(old))
+				return old, nil, store.Refuse(store.ErrConflict, "volume %s exists with other options (%s)", req.Name, describe(old))
 			}
 			return old, nil, nil
 		}
@@ -69,19 +69,19 @@ func (m *Manager) Attach(name, host string) (store.Volume, error) {
 	return m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
 		vol, ok := v.Volume(name)
 		if !ok {
-			return vol, nil, refuse(store.ErrNotFound, "no volume %q", name)
+			return vol, nil, store.Refuse(store.ErrNotFound, "no volume %q", name)
 		}
 		if h, ok := v.Host(host); !ok || h.State != store.HostUp {
-			return vol, nil, refuse(store.ErrInvalid, "host %q is not an up host of the cluster", host)
+			return vol, nil, store.Refuse(store.ErrInvalid, "host %q is not an up host of the cluster", host)
 		}
 		if vol.MovingTo != "" {
-			return vol, nil, refuse(store.ErrConflict, "volume %s is being moved from %s to %s: mount it there once the move ends", name, vol.OwnerHost, vol.MovingTo)
+			return vol, nil, store.Refuse(store.ErrConflict, "volume %s is being moved from %s to %s: mount it there once the move ends", name, vol.OwnerHost, vol.MovingTo)
 		}
 		if vol.OwnerHost == host {
 			return vol, nil, nil
 		}
 		if vol.OwnerHost != "" {
-			return vol, nil, refuse(store.ErrConflict, "volume %s is attached to %s (lease generation %d)", name, vol.OwnerHost, vol.Generation)
+			return vol, nil, store.Refuse(store.ErrConflict, "volume %s is attached to %s (lease generation %d)", name, vol.OwnerHost, vol.Generation)
 		}
 		index := vol.ModifyIndex
 		vol.OwnerHost, vol.Generation = host, vol.Generation+1
@@ -96,10 +96,10 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	v := m.store.View()
 	vol, ok := v.Volume(name)
 	if !ok {
-		return refuse(store.ErrNotFound, "no volume %q", name)
+		return store.Refuse(store.ErrNotFound, "no volume %q", name)
 	}
 	if users := UsedBy(v, name); len(users) > 0 {
-		return refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
+		return store.Refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
 	}
 	if err := m.removeData(ctx, v, vol); err != nil {
 		return err
@@ -123,7 +123,7 @@ func (m *Manager) removeData(ctx context.Context, v *store.View, vol store.Volum
 	}
 	if err := m.agent(host.AgentAPI).RemoveVolume(ctx, vol.Name, vol.Backend); err != nil {
 		if agentapi.IsConflict(err) {
-			return refuse(store.ErrConflict, "remove volume %s on %s: %v", vol.Name, host.Name, err)
+			return store.Refuse(store.ErrConflict, "remove volume %s on %s: %v", vol.Name, host.Name, err)
 		}
 		return fmt.Errorf("remove volume %s on %s: %w", vol.Name, host.Name, err)
 	}
@@ -153,7 +153,7 @@ func dataHost(v *store.View, vol store.Volume) (*store.Host, error) {
 	if vol.OwnerHost != "" {
 		h, ok := v.Host(vol.OwnerHost)
 		if !ok || h.State != store.HostUp || h.AgentAPI == "" {
-			return nil, refuse(store.ErrConflict, "volume %s: its host %s is down, so its data cannot be removed now; try again when it is up", vol.Name, vol.OwnerHost)
+			return nil, store.Refuse(store.ErrConflict, "volume %s: its host %s is down, so its data cannot be removed now; try again when it is up", vol.Name, vol.OwnerHost)
 		}
 		return &h, nil
 	}
@@ -165,7 +165,7 @@ func dataHost(v *store.View, vol store.Volume) (*store.Host, error) {
 			return &h, nil
 		}
 	}
-	return nil, refuse(store.ErrConflict, "volume %s: no host is up to remove its image", vol.Name)
+	return nil, store.Refuse(store.ErrConflict, "volume %s: no host is up to remove its image", vol.Name)
 }
 
 // retry reads a view, lets decide return the volume and the batch to
@@ -188,7 +188,7 @@ func (m *Manager) retry(name string, decide func(*store.View) (store.Volume, []b
 		vol.ModifyIndex = index
 		return vol, nil
 	}
-	return store.Volume{}, refuse(store.ErrConflict, "volume %s kept changing under %d attempts", name, conflictRetries)
+	return store.Volume{}, store.Refuse(store.ErrConflict, "volume %s kept changing under %d attempts", name, conflictRetries)
 }
 
 // putChecked encodes [Check the volume's index, PutVolume vol].

@@ -36,23 +36,23 @@ func (m *Manager) planHandover(name, target string, inUseOK bool) (handover, err
 	v := m.store.View()
 	vol, ok := v.Volume(name)
 	if !ok {
-		return handover{}, refuse(store.ErrNotFound, "no volume %q", name)
+		return handover{}, store.Refuse(store.ErrNotFound, "no volume %q", name)
 	}
 	to, ok := v.Host(target)
 	if !ok {
-		return handover{}, refuse(store.ErrNotFound, "no host %q in the cluster", target)
+		return handover{}, store.Refuse(store.ErrNotFound, "no host %q in the cluster", target)
 	}
 	if to.State != store.HostUp || to.AgentAPI == "" {
-		return handover{}, refuse(store.ErrConflict, "host %s is %s: its agent cannot take volume %s", target, to.State, name)
+		return handover{}, store.Refuse(store.ErrConflict, "host %s is %s: its agent cannot take volume %s", target, to.State, name)
 	}
 	if vol.OwnerHost == target {
-		return handover{}, refuse(store.ErrConflict, "volume %s is already attached to %s", name, target)
+		return handover{}, store.Refuse(store.ErrConflict, "volume %s is already attached to %s", name, target)
 	}
 	if vol.MovingTo != "" && vol.MovingTo != target {
-		return handover{}, refuse(store.ErrConflict, "volume %s is being moved to %s", name, vol.MovingTo)
+		return handover{}, store.Refuse(store.ErrConflict, "volume %s is being moved to %s", name, vol.MovingTo)
 	}
 	if users := RunningUsers(v, name); len(users) > 0 && !inUseOK {
-		return handover{}, refuse(store.ErrConflict, "volume %s is in use by %s: stop it first, or move the container with its volume (clusterctl move)", name, users[0])
+		return handover{}, store.Refuse(store.ErrConflict, "volume %s is in use by %s: stop it first, or move the container with its volume (clusterctl move)", name, users[0])
 	}
 	h := handover{vol: vol, to: &to}
 	if vol.OwnerHost == "" {
@@ -64,7 +64,7 @@ func (m *Manager) planHandover(name, target string, inUseOK bool) (handover, err
 		return h, nil
 	}
 	if vol.Backend == store.VolumeCopy {
-		return handover{}, refuse(store.ErrConflict, "volume %s: its data is on %s, which is down: it can move once %s is up", name, vol.OwnerHost, vol.OwnerHost)
+		return handover{}, store.Refuse(store.ErrConflict, "volume %s: its data is on %s, which is down: it can move once %s is up", name, vol.OwnerHost, vol.OwnerHost)
 	}
 	// A block volume's image is on shared storage: the lease of a dead
 	// host is taken over; the new generation fences it if it comes back.
@@ -118,10 +118,10 @@ func (m *Manager) PreCopy(ctx context.Context, name, target string, progress Pro
 	}
 	rep := api.VolumeReport{Volume: name, Op: OpPreCopy, Backend: h.vol.Backend, From: h.vol.OwnerHost, To: target, Generation: h.vol.Generation}
 	if h.vol.Backend != store.VolumeCopy {
-		return rep, refuse(store.ErrInvalid, "volume %s is a block volume: its image is on shared storage, there is nothing to pre-copy", name)
+		return rep, store.Refuse(store.ErrInvalid, "volume %s is a block volume: its image is on shared storage, there is nothing to pre-copy", name)
 	}
 	if h.from == nil {
-		return rep, refuse(store.ErrConflict, "volume %s is attached nowhere: it has no data to copy yet", name)
+		return rep, store.Refuse(store.ErrConflict, "volume %s is attached nowhere: it has no data to copy yet", name)
 	}
 	err = m.preCopy(ctx, h, progress, &rep)
 	rep.TotalMS = time.Since(start).Milliseconds()
@@ -186,7 +186,7 @@ func (m *Manager) handover(ctx context.Context, name, target string, progress Pr
 	handed, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
 		cur, ok := v.Volume(name)
 		if !ok || cur.MovingTo != target || cur.OwnerHost != vol.OwnerHost {
-			return cur, nil, refuse(store.ErrConflict, "volume %s changed during its handover to %s", name, target)
+			return cur, nil, store.Refuse(store.ErrConflict, "volume %s changed during its handover to %s", name, target)
 		}
 		index := cur.ModifyIndex
 		cur.OwnerHost, cur.Generation, cur.MovingTo = target, cur.Generation+1, ""
@@ -231,13 +231,13 @@ func (m *Manager) mark(name, target string) (store.Volume, error) {
 	return m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
 		cur, ok := v.Volume(name)
 		if !ok {
-			return cur, nil, refuse(store.ErrNotFound, "no volume %q", name)
+			return cur, nil, store.Refuse(store.ErrNotFound, "no volume %q", name)
 		}
 		if cur.MovingTo == target {
 			return cur, nil, nil
 		}
 		if cur.MovingTo != "" {
-			return cur, nil, refuse(store.ErrConflict, "volume %s is being moved to %s", name, cur.MovingTo)
+			return cur, nil, store.Refuse(store.ErrConflict, "volume %s is being moved to %s", name, cur.MovingTo)
 		}
 		index := cur.ModifyIndex
 		cur.MovingTo = target
@@ -283,14 +283,14 @@ func (m *Manager) attachOn(ctx context.Context, name, host string, progress Prog
 	v := m.store.View()
 	vol, ok := v.Volume(name)
 	if !ok {
-		return refuse(store.ErrNotFound, "no volume %q", name)
+		return store.Refuse(store.ErrNotFound, "no volume %q", name)
 	}
 	if vol.OwnerHost != host {
-		return refuse(store.ErrConflict, "volume %s is attached to %s, not %s", name, vol.OwnerHost, host)
+		return store.Refuse(store.ErrConflict, "volume %s is attached to %s, not %s", name, vol.OwnerHost, host)
 	}
 	h, ok := v.Host(host)
 	if !ok || h.AgentAPI == "" {
-		return refuse(store.ErrConflict, "host %s has no agent", host)
+		return store.Refuse(store.ErrConflict, "host %s has no agent", host)
 	}
 	report(progress, agentapi.VolumeProgress{Volume: name, Host: host, Step: agentapi.StepAttach})
 	if err := m.agent(h.AgentAPI).AttachVolume(ctx, name, localRequest(vol)); err != nil {
@@ -309,17 +309,17 @@ func (m *Manager) Detach(ctx context.Context, name string) (api.VolumeReport, er
 	v := m.store.View()
 	vol, ok := v.Volume(name)
 	if !ok {
-		return api.VolumeReport{}, refuse(store.ErrNotFound, "no volume %q", name)
+		return api.VolumeReport{}, store.Refuse(store.ErrNotFound, "no volume %q", name)
 	}
 	rep := api.VolumeReport{Volume: name, Op: OpDetach, Backend: vol.Backend, From: vol.OwnerHost, Generation: vol.Generation}
 	if vol.Backend == store.VolumeCopy {
-		return rep, refuse(store.ErrInvalid, "volume %s is a copy volume: its data lives on %s, so it stays attached there; clusterctl volume move takes it elsewhere", name, dash(vol.OwnerHost))
+		return rep, store.Refuse(store.ErrInvalid, "volume %s is a copy volume: its data lives on %s, so it stays attached there; clusterctl volume move takes it elsewhere", name, dash(vol.OwnerHost))
 	}
 	if vol.OwnerHost == "" {
 		return rep, nil
 	}
 	if users := RunningUsers(v, name); len(users) > 0 {
-		return rep, refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
+		return rep, store.Refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
 	}
 	if h, ok := v.Host(vol.OwnerHost); ok && h.State == store.HostUp && h.AgentAPI != "" {
 		if err := m.agent(h.AgentAPI).DetachVolume(ctx, name, localRequest(vol)); err != nil {
@@ -329,7 +329,7 @@ func (m *Manager) Detach(ctx context.Context, name string) (api.VolumeReport, er
 	_, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
 		cur, ok := v.Volume(name)
 		if !ok || cur.OwnerHost != vol.OwnerHost || cur.Generation != vol.Generation {
-			return cur, nil, refuse(store.ErrConflict, "volume %s changed while it was detached", name)
+			return cur, nil, store.Refuse(store.ErrConflict, "volume %s changed while it was detached", name)
 		}
 		index := cur.ModifyIndex
 		cur.OwnerHost, cur.MovingTo = "", ""
@@ -360,7 +360,7 @@ func localRequest(vol store.Volume) agentapi.LocalRequest {
 // (in use) stays a conflict for the API; others are failures.
 func agentRefusal(doing string, err error) error {
 	if agentapi.IsConflict(err) {
-		return refuse(store.ErrConflict, "%s: %v", doing, err)
+		return store.Refuse(store.ErrConflict, "%s: %v", doing, err)
 	}
 	return fmt.Errorf("%s: %w", doing, err)
 }

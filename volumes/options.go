@@ -6,7 +6,6 @@
 package volumes
 
 import (
-	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -16,23 +15,6 @@ import (
 
 	"github.com/clusterctl/clusterctl/store"
 )
-
-// refusal is a refused request: its message is the whole error text, and
-// it unwraps to the store error that says which kind (invalid, conflict,
-// not found), so the API answers with the right code without appending
-// that error's own text to a message meant for people.
-type refusal struct {
-	msg  string
-	kind error
-}
-
-func (r *refusal) Error() string { return r.msg }
-func (r *refusal) Unwrap() error { return r.kind }
-
-// refuse returns a refusal of kind with a formatted message.
-func refuse(kind error, format string, args ...any) error {
-	return &refusal{msg: fmt.Sprintf(format, args...), kind: kind}
-}
 
 // DefaultBlockSize is a block volume's size when none is given.
 const DefaultBlockSize = 1 << 30
@@ -51,7 +33,7 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // could walk out of a directory ("..").
 func ValidateName(name string) error {
 	if !validName.MatchString(name) || strings.Contains(name, "..") {
-		return refuse(store.ErrInvalid, "invalid volume name %q: letters, digits, '_', '.', '-', starting with a letter or digit, no '..'", name)
+		return store.Refuse(store.ErrInvalid, "invalid volume name %q: letters, digits, '_', '.', '-', starting with a letter or digit, no '..'", name)
 	}
 	return nil
 }
@@ -70,7 +52,7 @@ var knownOptions = []string{"backend", "size"}
 func ParseOptions(opts map[string]string) (Options, error) {
 	for k := range opts {
 		if !slices.Contains(knownOptions, k) {
-			return Options{}, refuse(store.ErrInvalid, "unknown volume option %q (known: %s)", k, strings.Join(knownOptions, ", "))
+			return Options{}, store.Refuse(store.ErrInvalid, "unknown volume option %q (known: %s)", k, strings.Join(knownOptions, ", "))
 		}
 	}
 	o := Options{Backend: opts["backend"]}
@@ -79,12 +61,12 @@ func ParseOptions(opts map[string]string) (Options, error) {
 		o.Backend = store.VolumeCopy
 	case store.VolumeCopy, store.VolumeBlock:
 	default:
-		return Options{}, refuse(store.ErrInvalid, "unknown volume backend %q (copy or block)", o.Backend)
+		return Options{}, store.Refuse(store.ErrInvalid, "unknown volume backend %q (copy or block)", o.Backend)
 	}
 	size, hasSize := opts["size"]
 	if o.Backend == store.VolumeCopy {
 		if hasSize {
-			return Options{}, refuse(store.ErrInvalid, "option size is for block volumes (a copy volume grows with its data)")
+			return Options{}, store.Refuse(store.ErrInvalid, "option size is for block volumes (a copy volume grows with its data)")
 		}
 		return o, nil
 	}
@@ -92,7 +74,7 @@ func ParseOptions(opts map[string]string) (Options, error) {
 	if hasSize {
 		n, err := units.RAMInBytes(size)
 		if err != nil || n < MinBlockSize || n > MaxBlockSize {
-			return Options{}, refuse(store.ErrInvalid, "invalid volume size %q: between %s and %s, e.g. 1GiB", size,
+			return Options{}, store.Refuse(store.ErrInvalid, "invalid volume size %q: between %s and %s, e.g. 1GiB", size,
 				units.BytesSize(MinBlockSize), units.BytesSize(MaxBlockSize))
 		}
 		o.SizeBytes = n
