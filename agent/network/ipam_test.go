@@ -26,10 +26,15 @@ func newManagers(t *testing.T) *managers {
 	t.Helper()
 	st := store.New(nil)
 	apply := func(b []byte) (uint64, error) {
-		index := st.AppliedIndex() + 1
-		return index, store.ResponseError(st.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: b, AppendedAt: time.Now()}))
+		l := rawLog(st, b)
+		return l.Index, store.ResponseError(st.Apply(l))
 	}
 	return &managers{st: st, m: networks.New(st, apply, nil)}
+}
+
+// rawLog is the next raft log entry of st carrying b.
+func rawLog(st *store.Store, b []byte) *raft.Log {
+	return &raft.Log{Index: st.AppliedIndex() + 1, Type: raft.LogCommand, Data: b, AppendedAt: time.Now()}
 }
 
 func (c *managers) info(n store.Network) *api.Network {

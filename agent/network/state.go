@@ -1,0 +1,132 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/google/renameio/v2"
+)
+
+// Endpoint is what the driver keeps of one of Docker's endpoints.
+type Endpoint struct {
+	Network string `json:"network"` // the cluster network
+	Addr    string `json:"addr"`    // with its prefix length, as Docker gave it
+	MAC     string `json:"mac"`
+}
+
+// State is what Docker told the driver: which of its networks are which
+// cluster network, and its endpoints. Docker does not repeat its calls
+// after an agent restart, so it is kept in a file; the rest (devices,
+// peers) is rebuilt from it and the store.
+type State struct {
+	file string
+	mu   sync.Mutex
+	data stateData
+}
+
+type stateData struct {
+	Networks  map[string]string   `json:"networks"`  // Docker network ID -> cluster network
+	Endpoints map[string]Endpoint `json:"endpoints"` // Docker endpoint ID -> endpoint
+}
+
+// LoadState reads the state from file (empty if there is none).
+func LoadState(file string) (*State, error) {
+	s := &State{file: file, data: stateData{Networks: map[string]string{}, Endpoints: map[string]Endpoint{}}}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read network state: %w", err)
+	}
+	if err := json.Unmarshal(b, &s.data); err != nil {
+		return nil, fmt.Errorf("read network state %s: %w", file, err)
+	}
+	if s.data.Networks == nil {
+		s.data.Networks = map[string]string{}
+	}
+	if s.data.Endpoints == nil {
+		s.data.Endpoints = map[string]Endpoint{}
+	}
+	return s, nil
+}
+
+func (s *State) network(id string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.data.Networks[id]
+	return n, ok
+}
+
+// Networks lists the cluster networks Docker networks here stand for.
+func (s *State) Networks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range s.data.Networks {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s *State) networkInUse(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.data.Networks {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *State) endpoint(id string) (Endpoint, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, ok := s.data.Endpoints[id]
+	return ep, ok
+}
+
+func (s *State) putNetwork(id, name string) error {
+	return s.change(func(d *stateData) { d.Networks[id] = name })
+}
+
+func (s *State) deleteNetwork(id string) error {
+	return s.change(func(d *stateData) { delete(d.Networks, id) })
+}
+
+func (s *State) putEndpoint(id string, ep Endpoint) error {
+	return s.change(func(d *stateData) { d.Endpoints[id] = ep })
+}
+
+func (s *State) deleteEndpoint(id string) error {
+	return s.change(func(d *stateData) { delete(d.Endpoints, id) })
+}
+
+// change applies f and saves the state atomically (written aside, then
+// renamed), so a crash leaves the old state or the new.
+func (s *State) change(f func(*stateData)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.data)
+	b, err := json.Marshal(s.data)
+	if err != nil {
+		return fmt.Errorf("encode network state: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.file), 0o700); err != nil {
+		return fmt.Errorf("save network state: %w", err)
+	}
+	if err := renameio.WriteFile(s.file, b, 0o600); err != nil {
+		return fmt.Errorf("save network state: %w", err)
+	}
+	return nil
+}
