@@ -121,6 +121,9 @@ func (o *Orchestrator) create(ctx context.Context, a action) error {
 	if err != nil {
 		return fmt.Errorf("container of %s: %w", t.ID, err)
 	}
+	if err := o.leaseAddresses(app, t, &cfg); err != nil {
+		return err
+	}
 	id, err := o.createContainer(ctx, d, cfg, t, a.host)
 	if err != nil {
 		return err
@@ -252,7 +255,14 @@ func (o *Orchestrator) ensureResources(ctx context.Context, d *client.Client, ap
 		if n.External {
 			return fmt.Errorf("external network %s does not exist on %s: create it there first", n.DockerName, host)
 		}
-		if _, err := d.NetworkCreate(ctx, n.DockerName, app.NetworkCreate(n)); err != nil && !cerrdefs.IsConflict(err) {
+		opts := app.NetworkCreate(n)
+		if isClusterNet(n) {
+			var err error
+			if opts, _, err = o.clusterNetwork(app, n); err != nil {
+				return err
+			}
+		}
+		if _, err := d.NetworkCreate(ctx, n.DockerName, opts); err != nil && !cerrdefs.IsConflict(err) {
 			return fmt.Errorf("create network %s on %s: %w", n.DockerName, host, err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/engine"
+	"github.com/clusterctl/clusterctl/networks"
 	"github.com/clusterctl/clusterctl/scheduler"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/docker/docker/client"
@@ -39,6 +40,9 @@ type Options struct {
 	// Engines returns a Docker client for an endpoint; nil connects with
 	// engine.Connect. Tests substitute fakes.
 	Engines func(endpoint string) (*client.Client, error)
+	// Networks leases tasks their addresses on cluster networks; nil
+	// refuses apps that use them.
+	Networks *networks.Manager
 }
 
 // Orchestrator plans and reconciles apps. One exists per manager; Run

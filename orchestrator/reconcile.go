@@ -53,6 +53,7 @@ func (o *Orchestrator) reconcile(ctx context.Context) error {
 	if err := o.commitObserved(p); err != nil {
 		return err
 	}
+	o.releaseLeases(o.opts.Store.View())
 	for _, a := range p.actions {
 		o.work.start(a.key, func() { o.run(ctx, a) })
 	}

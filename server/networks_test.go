@@ -9,7 +9,8 @@ import (
 	"github.com/clusterctl/clusterctl/api"
 )
 
-// The network endpoints on a real manager: create, lease, endpoint host,
+// The network endpoints on a real manager: create, lease (for an ad-hoc
+// owner: the leader frees leases of tasks not in the store), endpoint host,
 // refusals with their status codes, removal.
 func TestNetworkRequests(t *testing.T) {
 	m, _ := runSingle(t, "m1")
@@ -19,7 +20,7 @@ func TestNetworkRequests(t *testing.T) {
 	if err != nil || n.Subnet != "10.200.0.0/24" || n.Gateway != "10.200.0.1" || n.VNI == 0 {
 		t.Fatalf("create: %+v, %v", n, err)
 	}
-	l, err := c.LeaseAddress(ctx, "shop_default", api.LeaseRequest{Task: "shop-db-1", Addr: "10.200.0.9"})
+	l, err := c.LeaseAddress(ctx, "shop_default", api.LeaseRequest{Task: "docker:host2:test", Addr: "10.200.0.9"})
 	if err != nil || l.Addr != "10.200.0.9" || l.MAC != "02:ce:0a:c8:00:09" {
 		t.Fatalf("lease: %+v, %v", l, err)
 	}
@@ -27,7 +28,7 @@ func TestNetworkRequests(t *testing.T) {
 		t.Fatalf("endpoint host: %+v, %v", l, err)
 	}
 	got, err := c.Network(ctx, "shop_default")
-	if err != nil || len(got.Leases) != 1 || got.Leases[0] != (api.Lease{Addr: "10.200.0.9", MAC: "02:ce:0a:c8:00:09", Task: "shop-db-1", Host: "host2"}) {
+	if err != nil || len(got.Leases) != 1 || got.Leases[0] != (api.Lease{Addr: "10.200.0.9", MAC: "02:ce:0a:c8:00:09", Task: "docker:host2:test", Host: "host2"}) {
 		t.Fatalf("inspect: %+v, %v", got, err)
 	}
 	for _, tc := range []struct {
@@ -47,7 +48,7 @@ func TestNetworkRequests(t *testing.T) {
 		{"address of another task", func() error {
 			_, err := c.LeaseAddress(ctx, "shop_default", api.LeaseRequest{Task: "shop-web-1", Addr: "10.200.0.9"})
 			return err
-		}, http.StatusConflict, "leased to task shop-db-1"},
+		}, http.StatusConflict, "leased to task docker:host2:test"},
 		{"unknown network", func() error {
 			_, err := c.LeaseAddress(ctx, "nosuch", api.LeaseRequest{Task: "t"})
 			return err

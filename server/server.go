@@ -72,9 +72,9 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}), forwarder: transport.RoundTripper()}
-	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log})
 	s.vols = volumes.New(s.store, s.applyRaw, cfg.Log)
 	s.nets = networks.New(s.store, s.applyRaw, cfg.Log)
+	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log, Networks: s.nets})
 	// Before Raft opens the data dir (and may start an election with it):
 	// a data dir of one cluster among the managers of another is refused.
 	if err := s.checkPeersCluster(); err != nil {

@@ -1,0 +1,107 @@
+package orchestrator
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/clusterctl/clusterctl/networks"
+	"github.com/clusterctl/clusterctl/spec"
+	"github.com/clusterctl/clusterctl/store"
+)
+
+// Cluster networks (Compose `driver: clusternet`) span hosts: the leader
+// records the network in the store (subnet, VNI) before any host creates
+// its Docker side, leases each task its address before its container is
+// made (Compose's ipv4_address if it has one; the same address again for
+// a task whose container is re-created, on this host or another), points
+// the container's DNS at the network's gateway, where the agents answer
+// the services' names, and frees a task's addresses when the task is gone.
+
+// Docker drivers of cluster networks, as agents serve them.
+const (
+	clusterNetDriver  = "clusternet"
+	clusterIPAMDriver = "clusteripam"
+)
+
+func isClusterNet(n spec.Network) bool { return n.Driver == clusterNetDriver }
+
+// clusterNetwork records n in the store (or finds it) and returns the
+// create call every host makes for its Docker side: the cluster network's
+// subnet, through clusteripam.
+func (o *Orchestrator) clusterNetwork(app spec.App, n spec.Network) (network.CreateOptions, store.Network, error) {
+	if o.opts.Networks == nil {
+		return network.CreateOptions{}, store.Network{}, fmt.Errorf("network %s: cluster networks need the managers' network service", n.Name)
+	}
+	req := networks.Request{Name: n.DockerName, Labels: map[string]string{spec.LabelProject: app.Name}}
+	if len(n.IPAM.Subnets) > 0 {
+		req.Subnet = n.IPAM.Subnets[0].Subnet
+	}
+	cn, err := o.opts.Networks.Create(req)
+	if err != nil {
+		return network.CreateOptions{}, cn, fmt.Errorf("cluster network %s: %w", n.DockerName, err)
+	}
+	opts := app.NetworkCreate(n)
+	opts.IPAM = &network.IPAM{Driver: clusterIPAMDriver, Config: []network.IPAMConfig{{Subnet: cn.Subnet}}}
+	return opts, cn, nil
+}
+
+// leaseAddresses gives the task its address on each cluster network of
+// cfg and points its DNS at the first one's gateway.
+func (o *Orchestrator) leaseAddresses(app spec.App, t store.Task, cfg *spec.ContainerConfig) error {
+	eps := map[string]*network.EndpointSettings{}
+	if cfg.Network != nil {
+		for name, ep := range cfg.Network.EndpointsConfig {
+			eps[name] = ep
+		}
+	}
+	for _, c := range cfg.Connect {
+		eps[c.Network] = c.Endpoint
+	}
+	for _, n := range app.Networks {
+		ep, ok := eps[n.DockerName]
+		if !ok || !isClusterNet(n) {
+			continue
+		}
+		if o.opts.Networks == nil {
+			return fmt.Errorf("network %s: cluster networks need the managers' network service", n.Name)
+		}
+		preferred := ""
+		if ep.IPAMConfig != nil {
+			preferred = ep.IPAMConfig.IPv4Address
+		}
+		l, err := o.opts.Networks.Lease(n.DockerName, t.ID, preferred)
+		if err != nil {
+			return fmt.Errorf("address of %s on %s: %w", t.ID, n.DockerName, err)
+		}
+		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: l.Addr}
+		cn, _ := o.opts.Store.View().Network(n.DockerName)
+		if cn.Gateway != "" && !slices.Contains(cfg.Host.DNS, cn.Gateway) {
+			cfg.Host.DNS = append(cfg.Host.DNS, cn.Gateway)
+		}
+	}
+	return nil
+}
+
+// releaseLeases frees the addresses of tasks that are gone: those a pass
+// just deleted, and any a crash left behind (a lease whose task is no
+// longer in the store). Addresses Docker took for containers run by hand
+// are the agents' business.
+func (o *Orchestrator) releaseLeases(v *store.View) {
+	if o.opts.Networks == nil {
+		return
+	}
+	for _, l := range v.Leases("") {
+		if strings.HasPrefix(l.TaskID, "docker:") {
+			continue
+		}
+		if _, ok := v.Task(l.TaskID); ok {
+			continue
+		}
+		if err := o.opts.Networks.Release(l.Network, l.Addr); err != nil {
+			o.log.Warn("free the address of a removed task", "network", l.Network, "addr", l.Addr, "task", l.TaskID, "err", err)
+		}
+	}
+}
