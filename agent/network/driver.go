@@ -112,7 +112,7 @@ func (d *Driver) CreateNetwork(req *netplugin.CreateNetworkRequest) error {
 	if err := d.Plane.Ensure(seg, peers); err != nil {
 		return fmt.Errorf("network %s on %s: %w", n.Name, d.Host, err)
 	}
-	return d.State.putNetwork(req.NetworkID, n.Name)
+	return d.State.putNetwork(req.NetworkID, n.Name, n.VNI)
 }
 
 // clusterNetwork is the cluster network whose subnet is pool.
@@ -169,15 +169,14 @@ func (d *Driver) DeleteNetwork(req *netplugin.DeleteNetworkRequest) error {
 	if !ok {
 		return nil
 	}
+	// The devices are known by VNI: the cluster network's record may be
+	// gone already (its app removed while this host was down).
+	seg := Segment{Name: name, VNI: d.State.vni(name)}
 	if err := d.State.deleteNetwork(req.NetworkID); err != nil {
 		return err
 	}
 	if d.State.networkInUse(name) {
 		return nil
-	}
-	seg, err := d.segment(name)
-	if err != nil {
-		return err
 	}
 	return d.Plane.Remove(seg)
 }

@@ -31,12 +31,13 @@ type State struct {
 
 type stateData struct {
 	Networks  map[string]string   `json:"networks"`  // Docker network ID -> cluster network
+	VNIs      map[string]int      `json:"vnis"`      // cluster network -> its VNI, to remove its devices once the record is gone
 	Endpoints map[string]Endpoint `json:"endpoints"` // Docker endpoint ID -> endpoint
 }
 
 // LoadState reads the state from file (empty if there is none).
 func LoadState(file string) (*State, error) {
-	s := &State{file: file, data: stateData{Networks: map[string]string{}, Endpoints: map[string]Endpoint{}}}
+	s := &State{file: file, data: stateData{Networks: map[string]string{}, VNIs: map[string]int{}, Endpoints: map[string]Endpoint{}}}
 	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
@@ -52,6 +53,9 @@ func LoadState(file string) (*State, error) {
 	}
 	if s.data.Endpoints == nil {
 		s.data.Endpoints = map[string]Endpoint{}
+	}
+	if s.data.VNIs == nil {
+		s.data.VNIs = map[string]int{}
 	}
 	return s, nil
 }
@@ -96,12 +100,27 @@ func (s *State) endpoint(id string) (Endpoint, bool) {
 	return ep, ok
 }
 
-func (s *State) putNetwork(id, name string) error {
-	return s.change(func(d *stateData) { d.Networks[id] = name })
+func (s *State) putNetwork(id, name string, vni int) error {
+	return s.change(func(d *stateData) { d.Networks[id], d.VNIs[name] = name, vni })
+}
+
+func (s *State) vni(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data.VNIs[name]
 }
 
 func (s *State) deleteNetwork(id string) error {
-	return s.change(func(d *stateData) { delete(d.Networks, id) })
+	return s.change(func(d *stateData) {
+		name := d.Networks[id]
+		delete(d.Networks, id)
+		for _, n := range d.Networks {
+			if n == name {
+				return
+			}
+		}
+		delete(d.VNIs, name)
+	})
 }
 
 func (s *State) putEndpoint(id string, ep Endpoint) error {
