@@ -3,12 +3,13 @@ package dataplane
 import (
 	"errors"
 	"fmt"
-	"github.com/clusterctl/clusterctl/networks"
 	"net"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/clusterctl/clusterctl/networks"
 )
 
 const (
