@@ -102,6 +102,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopIPAM()
+	stopNetworks, err := a.startNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopNetworks()
 	registered := false
 	tick := time.NewTicker(HeartbeatInterval)
 	defer tick.Stop()

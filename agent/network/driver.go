@@ -72,6 +72,9 @@ type Driver struct {
 	Plane   Plane
 	State   *State // what Docker told us, kept across restarts
 	Log     *slog.Logger
+	// Announce, when set, sends a gratuitous ARP for a joined endpoint
+	// from inside its container (sandbox: the namespace's path).
+	Announce func(sandbox string, mac net.HardwareAddr, addr netip.Addr) error
 
 	mu sync.Mutex // one plugin call at a time: they are rare, and reconcile reads State
 }
@@ -268,7 +271,18 @@ func (d *Driver) Join(req *netplugin.JoinRequest) (*netplugin.JoinResponse, erro
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s on %s: %w", addr.Addr(), ep.Network, err)
 	}
-	return &netplugin.JoinResponse{InterfaceName: netplugin.InterfaceName{SrcName: src, DstPrefix: "eth"}, Gateway: seg.Gateway.String()}, nil
+	if d.Announce != nil && req.SandboxKey != "" {
+		go func() {
+			if err := d.Announce(req.SandboxKey, mac, addr.Addr()); err != nil {
+				d.Log.Warn("gratuitous ARP", "network", ep.Network, "addr", addr.Addr(), "err", err)
+			}
+		}()
+	}
+	// No default route through the overlay: a container reaches its
+	// network's subnet (and its DNS, on the gateway address) directly, and
+	// the outside world, published ports included, through Docker's own
+	// networks.
+	return &netplugin.JoinResponse{InterfaceName: netplugin.InterfaceName{SrcName: src, DstPrefix: "eth"}, DisableGatewayService: true}, nil
 }
 
 // Leave removes the endpoint's veth pair (the container side is gone or

@@ -107,7 +107,7 @@ func TestDriverNetworkAndEndpointLifecycle(t *testing.T) {
 		t.Errorf("lease after the endpoint was made: %+v, want its host recorded", l)
 	}
 	join, err := d.Join(&netplugin.JoinRequest{NetworkID: "n1", EndpointID: "e1234567890"})
-	if err != nil || join.InterfaceName.SrcName != "cnce1234567" || join.InterfaceName.DstPrefix != "eth" || join.Gateway != "10.200.3.1" {
+	if err != nil || join.InterfaceName.SrcName != "cnce1234567" || join.InterfaceName.DstPrefix != "eth" || !join.DisableGatewayService {
 		t.Fatalf("join: %+v, %v", join, err)
 	}
 	if err := d.Leave(&netplugin.LeaveRequest{NetworkID: "n1", EndpointID: "e1234567890"}); err != nil {

@@ -80,13 +80,20 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 }
 
 // Follow reconciles at once whenever changed fires (the store changed),
-// and every resyncInterval anyway, until ctx ends.
-func (d *Driver) Follow(ctx context.Context, changed <-chan struct{}) {
+// and every resyncInterval anyway, until ctx ends; after each pass it
+// calls also (if not nil), which keeps what else follows the store
+// (the name service) in line too.
+func (d *Driver) Follow(ctx context.Context, changed <-chan struct{}, also func(context.Context) error) {
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
 	for {
 		if err := d.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			d.Log.Warn("network data plane", "err", err)
+		}
+		if also != nil {
+			if err := also(ctx); err != nil && ctx.Err() == nil {
+				d.Log.Warn("network names", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -27,7 +27,7 @@ const (
 
 	// MaxNetworkNameLen bounds network names so they stay readable in device
 	// aliases and log lines.
-	MaxNetworkNameLen = 32
+	MaxNetworkNameLen = 128
 
 	// minOverlayMTU is the smallest MTU IPv4 allows (RFC 791).
 	minOverlayMTU = 68
@@ -45,7 +45,7 @@ const (
 	endpointHashLen = 11
 )
 
-var networkNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // Network is what one host needs to know to carry an overlay network: the
 // cluster-wide part (name, VNI, subnet, gateway) is the same on every host,
@@ -148,7 +148,7 @@ func validNetworkName(name string) error {
 	case len(name) > MaxNetworkNameLen:
 		return fmt.Errorf("name is longer than %d characters", MaxNetworkNameLen)
 	case !networkNameRE.MatchString(name):
-		return errors.New("name must be lower-case letters, digits and '-', starting with a letter or digit")
+		return errors.New("name must be letters, digits, '_', '.' and '-', starting with a letter or digit (Docker's rule)")
 	}
 	return nil
 }
