@@ -109,16 +109,23 @@ func (c *cli) status() labStatus {
 // eventually polls check until it succeeds or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	eventuallyTimed(t, timeout, 100*time.Millisecond, what, check)
+}
+
+// eventuallyTimed polls check every poll until it succeeds, failing the
+// test after timeout, and returns how long it took.
+func eventuallyTimed(t *testing.T, timeout, poll time.Duration, what string, check func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
 	for {
 		err := check()
 		if err == nil {
-			return
+			return time.Since(start)
 		}
-		if time.Now().After(deadline) {
+		if time.Since(start) > timeout {
 			t.Fatalf("%s: not within %s: %v", what, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 

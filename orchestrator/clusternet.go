@@ -88,11 +88,13 @@ func (o *Orchestrator) leaseAddresses(app spec.App, t store.Task, cfg *spec.Cont
 // releaseLeases frees the addresses of tasks that are gone: those a pass
 // just deleted, and any a crash left behind (a lease whose task is no
 // longer in the store). Addresses Docker took for containers run by hand
-// are the agents' business.
+// are the agents' business. Then it removes the cluster networks of apps
+// that are gone, once nothing holds their addresses.
 func (o *Orchestrator) releaseLeases(v *store.View) {
 	if o.opts.Networks == nil {
 		return
 	}
+	defer o.removeAppNetworks()
 	for _, l := range v.Leases("") {
 		if strings.HasPrefix(l.TaskID, "docker:") {
 			continue
@@ -102,6 +104,25 @@ func (o *Orchestrator) releaseLeases(v *store.View) {
 		}
 		if err := o.opts.Networks.Release(l.Network, l.Addr); err != nil {
 			o.log.Warn("free the address of a removed task", "network", l.Network, "addr", l.Addr, "task", l.TaskID, "err", err)
+		}
+	}
+}
+
+// removeAppNetworks removes the cluster networks an app made (its project
+// label says which) once the app is gone and no address of them is held.
+// The app goes only after its hosts removed their Docker networks.
+func (o *Orchestrator) removeAppNetworks() {
+	v := o.opts.Store.View()
+	for _, n := range v.Networks() {
+		app := n.Labels[spec.LabelProject]
+		if app == "" || len(v.Leases(n.Name)) > 0 {
+			continue
+		}
+		if _, ok := v.App(app); ok {
+			continue
+		}
+		if err := o.opts.Networks.Remove(n.Name); err != nil {
+			o.log.Warn("remove the cluster network of a removed app", "network", n.Name, "app", app, "err", err)
 		}
 	}
 }

@@ -39,7 +39,10 @@ func TestClusterNetworkAddresses(t *testing.T) {
 		t.Fatalf("docker network create options %+v for cluster network %+v", opts, cn)
 	}
 	task := mock.Task()
-	h.must(store.CmdPutApp, mock.App())
+	storeApp := mock.App()
+	storeApp.Name = app.Name
+	task.App = app.Name
+	h.must(store.CmdPutApp, storeApp)
 	h.must(store.CmdPutTask, task)
 	var addrs []string
 	for range 2 {
@@ -63,5 +66,13 @@ func TestClusterNetworkAddresses(t *testing.T) {
 	h.o.releaseLeases(h.store.View())
 	if leases := h.store.View().Leases(cn.Name); len(leases) != 0 {
 		t.Errorf("leases after the task went: %+v", leases)
+	}
+	if _, ok := h.store.View().Network(cn.Name); !ok {
+		t.Error("the cluster network went while its app is still there")
+	}
+	h.must(store.CmdDeleteApp, store.NameRef{Name: app.Name})
+	h.o.releaseLeases(h.store.View())
+	if _, ok := h.store.View().Network(cn.Name); ok {
+		t.Error("the cluster network of a removed app is still there")
 	}
 }

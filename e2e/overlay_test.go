@@ -1,0 +1,169 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// overlayApp is web on host1 (its port published through a bridge
+// network) counting hits in db, which runs anywhere but host1, the two
+// talking over a clusternet network by name.
+const overlayApp = `name: shop
+services:
+  db:
+    image: sample/kvdb:latest
+    networks: [back]
+    deploy:
+      placement:
+        constraints: [node.hostname != host1]
+    healthcheck:
+      test: ["CMD", "/kvdb", "health"]
+      interval: 1s
+      retries: 30
+  web:
+    image: sample/web:latest
+    ports: ["8080:8080"]
+    environment:
+      DB_URL: http://db:7000
+    networks: [front, back]
+    deploy:
+      placement:
+        constraints: [node.hostname == host1]
+    depends_on:
+      db: {condition: service_healthy}
+networks:
+  front: {}
+  back:
+    driver: clusternet
+`
+
+// webHit is web's answer to GET /.
+type webHit struct {
+	Hits int    `json:"hits"`
+	DB   string `json:"db"` // the address db's name resolved to
+}
+
+func getHit(url string) (webHit, error) {
+	body, err := httpGet(url)
+	if err != nil {
+		return webHit{}, err
+	}
+	var h webHit
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		return h, fmt.Errorf("web answered %q: %w", body, err)
+	}
+	return h, nil
+}
+
+// TestOverlay runs an app across hosts on a clusternet network, through
+// the lab hosts' real dockerd: web reaches db by its service name on
+// another host; db's host is powered off and db comes back on another host
+// with the same address, reachable again at once; an agent restart
+// rebuilds a host's data plane; down leaves no devices, leases or network.
+func TestOverlay(t *testing.T) {
+	c := newCLI(t)
+	t.Cleanup(func() {
+		dumpLabLogs(t)
+		if _, err := c.run("lab", "down"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	c.must("lab", "up", "--hosts", "3", "--images", images)
+	st := c.status()
+	h1 := st.Hosts[0]
+	web := "http://" + h1.Addr + ":8080/"
+	c.must("up", "-d", "-f", writeCompose(t, overlayApp))
+
+	var first webHit
+	eventually(t, 30*time.Second, "web answers with a hit from db", func() error {
+		var err error
+		first, err = getHit(web)
+		return err
+	})
+	tasks, err := c.ps("shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := tasks["db.1"]
+	if db.Host == h1.Name || db.IP == "" || first.DB != db.IP+":7000" {
+		t.Fatalf("db.1 %+v; web resolved db to %s, want db's cluster address on another host", db, first.DB)
+	}
+	if next, err := getHit(web); err != nil || next.Hits != first.Hits+1 {
+		t.Fatalf("second hit: %+v, %v; want %d", next, err, first.Hits+1)
+	}
+	n, err := c.network("shop_back")
+	if err != nil || len(n.Leases) != 2 {
+		t.Fatalf("shop_back: %+v, %v; want db's and web's leases", n, err)
+	}
+
+	t.Run("db's host powered off: db comes back elsewhere with its address", func(t *testing.T) {
+		c := c.with(t)
+		c.must("lab", "stop", db.Host)
+		var moved psTask
+		eventually(t, 60*time.Second, "db.1 running on another host", func() error {
+			tasks, err := c.ps("shop")
+			if err != nil {
+				return err
+			}
+			moved = tasks["db.1"]
+			if moved.Host == db.Host || !strings.HasPrefix(moved.State, "running") {
+				return fmt.Errorf("db.1 %+v", moved)
+			}
+			return nil
+		})
+		if moved.IP != db.IP {
+			t.Errorf("db.1 came back on %s at %s, want its address %s", moved.Host, moved.IP, db.IP)
+		}
+		took := eventuallyTimed(t, 10*time.Second, 20*time.Millisecond, "web reaches db on its new host", func() error {
+			h, err := getHit(web)
+			if err == nil && h.DB != db.IP+":7000" {
+				return fmt.Errorf("db resolved to %s, want %s", h.DB, db.IP)
+			}
+			return err
+		})
+		t.Logf("db.1 moved %s -> %s, kept %s; web reached it %s after it showed running", db.Host, moved.Host, db.IP, took)
+		if took > time.Second {
+			t.Errorf("web reached the moved db %s after it showed running, want under 1s", took)
+		}
+		c.must("lab", "start", db.Host)
+	})
+
+	t.Run("agent restart rebuilds the data plane", func(t *testing.T) {
+		c := c.with(t)
+		n, err := c.network("shop_back")
+		if err != nil {
+			t.Fatal(err)
+		}
+		vx := fmt.Sprintf("cnvx%d", n.VNI)
+		c.must("lab", "kill", h1.Name, "agent")
+		c.must("lab", "exec", h1.Name, "--", "ip", "link", "del", vx)
+		if _, err := getHit(web); err == nil {
+			t.Fatal("web still reaches db with host1's VXLAN device gone: the test proves nothing")
+		}
+		c.must("lab", "revive", h1.Name, "agent")
+		eventually(t, 15*time.Second, "web reaches db again", func() error { _, err := getHit(web); return err })
+	})
+
+	t.Run("down leaves no devices, leases or network", func(t *testing.T) {
+		c := c.with(t)
+		c.must("down")
+		eventually(t, 30*time.Second, "shop_back gone", func() error {
+			out := c.must("network", "ls")
+			if strings.Contains(out, "shop_back") {
+				return fmt.Errorf("network ls:\n%s", out)
+			}
+			return nil
+		})
+		for _, h := range c.status().Hosts {
+			out := c.must("lab", "exec", h.Name, "--", "ip", "-br", "link")
+			if strings.Contains(out, "cnbr") || strings.Contains(out, "cnvx") || strings.Contains(out, "cnh") {
+				t.Errorf("%s keeps overlay devices after down:\n%s", h.Name, out)
+			}
+		}
+	})
+}
