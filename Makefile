@@ -43,13 +43,14 @@ test-e2e:
 lab: build images
 	$(BIN) lab up
 
-## bench: lab up/down times; control plane writes, reads and failover; up against docker-compose; placements committed per second at 5000 hosts / 1M tasks; volume moves against a tar stream
+## bench: lab up/down times; control plane writes, reads and failover; up against docker-compose; placements committed per second at 5000 hosts / 1M tasks; volume moves against a tar stream; the overlay against the hosts' own network
 bench: build images
 	$(GO) run ./bench/labtime -bin $(BIN)
 	$(GO) run ./bench/raftbench -bin $(BIN)
 	$(GO) run ./bench/uptime -bin $(BIN) -images $(IMAGES)
 	$(BIN) bench scheduler --hosts 5000 --tasks 1000000 --memory-limit 1800MiB
 	$(GO) run ./bench/volmove -bin $(BIN) -images $(IMAGES)
+	$(GO) run ./bench/overlay -bin $(BIN) -images $(IMAGES)
 
 clean:
 	rm -rf bin build
