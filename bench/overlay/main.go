@@ -235,10 +235,11 @@ func (b *bench) measure(server *exec.Cmd, client func(args ...string) *exec.Cmd,
 	if err != nil {
 		return result{}, err
 	}
+	server.Stderr = os.Stderr
 	if err := server.Start(); err != nil {
 		return result{}, err
 	}
-	defer func() { _ = server.Process.Kill(); _ = server.Wait() }()
+	defer func() { _ = server.Wait() }() // it exits after the two clients
 	line := make([]byte, 10)
 	if n, err := out.Read(line); err != nil || !strings.HasPrefix(string(line[:n]), "listening") {
 		return result{}, fmt.Errorf("server did not start: %q %v", line[:n], err)

@@ -25,13 +25,14 @@ const (
 func toolMain(mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	listen := fs.String("listen", "", "serve: host:port")
+	conns := fs.Int("conns", 2, "serve: connections to answer before exiting")
 	to := fs.String("to", "", "client: host:port")
 	what := fs.String("mode", "stream", "client: stream, rr or reach")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if mode == "serve" {
-		return serve(*listen)
+		return serve(*listen, *conns)
 	}
 	var r result
 	var err error
@@ -51,33 +52,39 @@ func toolMain(mode string, args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
-// serve answers each connection by its first byte: 's' streams in (read
-// and dropped), 'r' echoes every byte back.
-func serve(listen string) error {
+// serve answers conns connections, by their first byte: 's' streams in
+// (read and dropped, then acknowledged), 'r' echoes every byte back. It
+// then exits: killing the command that started it (lab exec) would not
+// always reach it.
+func serve(listen string, conns int) error {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	fmt.Println("listening")
-	for {
+	for range conns {
 		c, err := l.Accept()
 		if err != nil {
 			return err
 		}
-		go func() {
-			defer c.Close()
-			kind := make([]byte, 1)
-			if _, err := io.ReadFull(c, kind); err != nil {
-				return
-			}
-			if kind[0] == 's' {
-				_, _ = io.Copy(io.Discard, c)
-				_, _ = c.Write([]byte{'.'})
-				return
-			}
-			_, _ = io.Copy(c, c)
-		}()
+		answer(c)
 	}
+	return nil
+}
+
+func answer(c net.Conn) {
+	defer c.Close()
+	kind := make([]byte, 1)
+	if _, err := io.ReadFull(c, kind); err != nil {
+		return
+	}
+	if kind[0] == 's' {
+		_, _ = io.Copy(io.Discard, c)
+		_, _ = c.Write([]byte{'.'})
+		return
+	}
+	_, _ = io.Copy(c, c)
 }
 
 // stream sends as much as it can for streamFor and reports the rate the
