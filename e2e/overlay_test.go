@@ -5,9 +5,16 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netns"
 )
 
 // overlayApp is web on host1 (its port published through a bridge
@@ -133,6 +140,54 @@ func TestOverlay(t *testing.T) {
 		c.must("lab", "start", db.Host)
 	})
 
+	t.Run("names resolve on every host's name service", func(t *testing.T) {
+		tasks, err := c.ps("shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.network("shop_back")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"db", "db.shop", "shop-db-1", "web", "shop-web-1"} {
+			svc := strings.Split(strings.TrimPrefix(name, "shop-"), ".")[0]
+			svc = strings.TrimSuffix(svc, "-1")
+			want := tasks[svc+".1"].IP
+			for _, h := range c.status().Hosts {
+				got, err := lookupIn(t, h.Name, n.Gateway, name)
+				if err != nil || len(got) != 1 || got[0] != want {
+					t.Errorf("%s on %s's name service: %v, %v; want %s", name, h.Name, got, err, want)
+				}
+			}
+		}
+	})
+
+	t.Run("db's host partitioned, then healed", func(t *testing.T) {
+		c := c.with(t)
+		tasks, err := c.ps("shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dbHost := tasks["db.1"].Host
+		c.must("lab", "partition", dbHost)
+		healed := false
+		t.Cleanup(func() {
+			if !healed {
+				_, _ = c.run("lab", "heal", dbHost)
+			}
+		})
+		eventually(t, 10*time.Second, "web loses db", func() error {
+			if _, err := getHit(web); err == nil {
+				return fmt.Errorf("web still reaches db on the partitioned %s", dbHost)
+			}
+			return nil
+		})
+		c.must("lab", "heal", dbHost)
+		healed = true
+		took := eventuallyTimed(t, 30*time.Second, 50*time.Millisecond, "web reaches db again", func() error { _, err := getHit(web); return err })
+		t.Logf("web reached db again %s after %s was healed", took, dbHost)
+	})
+
 	t.Run("agent restart rebuilds the data plane", func(t *testing.T) {
 		c := c.with(t)
 		n, err := c.network("shop_back")
@@ -166,4 +221,46 @@ func TestOverlay(t *testing.T) {
 			}
 		}
 	})
+}
+
+// lookupIn asks the name service on a network's gateway, from inside a
+// lab host's network namespace, for a name's addresses.
+func lookupIn(t *testing.T, host, gateway, name string) ([]string, error) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(labRunDir, host, "dockerd.pid"))
+	if err != nil {
+		return nil, err
+	}
+	ns, err := netns.GetFromPath(fmt.Sprintf("/proc/%s/ns/net", strings.TrimSpace(string(b))))
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	type answer struct {
+		addrs []string
+		err   error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		// A thread of its own in the host's namespace, never reused.
+		runtime.LockOSThread()
+		if err := netns.Set(ns); err != nil {
+			done <- answer{err: err}
+			return
+		}
+		resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(new(dns.Msg).SetQuestion(dns.Fqdn(name), dns.TypeA), net.JoinHostPort(gateway, "53"))
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		var out []string
+		for _, rr := range resp.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				out = append(out, a.A.String())
+			}
+		}
+		done <- answer{addrs: out}
+	}()
+	a := <-done
+	return a.addrs, a.err
 }
