@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/clusterctl/clusterctl/engine"
@@ -209,6 +210,10 @@ func (lab *Lab) Exec(name string, argv []string) error {
 	args := append(append(hostNamespaces(pid), "--"), argv...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// The command dies with this process (nsenter execs it in place, and
+	// the parent-death signal survives the exec): killing `lab exec`
+	// must not leave it running in the host, or past the lab.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
