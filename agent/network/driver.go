@@ -120,7 +120,22 @@ func (d *Driver) CreateNetwork(req *netplugin.CreateNetworkRequest) error {
 
 // clusterNetwork is the cluster network whose subnet is pool.
 func (d *Driver) clusterNetwork(ctx context.Context, pool string) (*api.Network, error) {
-	resp, err := d.Cluster.Networks(ctx)
+	n, err := networkBySubnet(ctx, d.Cluster, pool)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, fmt.Errorf("no cluster network has subnet %s: create one with clusterctl network create", pool)
+	}
+	return n, nil
+}
+
+// networkBySubnet is the cluster network whose subnet is pool, nil if
+// none is.
+func networkBySubnet(ctx context.Context, c interface {
+	Networks(context.Context) (*api.NetworksResponse, error)
+}, pool string) (*api.Network, error) {
+	resp, err := c.Networks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list cluster networks: %w", err)
 	}
@@ -129,7 +144,7 @@ func (d *Driver) clusterNetwork(ctx context.Context, pool string) (*api.Network,
 			return &n, nil
 		}
 	}
-	return nil, fmt.Errorf("no cluster network has subnet %s: create one with clusterctl network create", pool)
+	return nil, nil
 }
 
 // segmentOf reads a cluster network's numbers.

@@ -110,14 +110,9 @@ func (d *IPAM) findNetwork(ctx context.Context, name, pool string) (*api.Network
 	if pool == "" {
 		return nil, errors.New("clusteripam needs the subnet of a cluster network (--subnet, see clusterctl network ls) or --ipam-opt network=NAME")
 	}
-	resp, err := d.Cluster.Networks(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list cluster networks: %w", err)
-	}
-	for _, n := range resp.Networks {
-		if n.Subnet == pool {
-			return &n, nil
-		}
+	n, err := networkBySubnet(ctx, d.Cluster, pool)
+	if err != nil || n != nil {
+		return n, err
 	}
 	return nil, fmt.Errorf("no cluster network has subnet %s: create one (clusterctl network create NAME --subnet %s) or pass --ipam-opt network=NAME", pool, pool)
 }

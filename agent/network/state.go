@@ -1,15 +1,10 @@
 package network
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sync"
 
-	"github.com/google/renameio/v2"
+	"github.com/clusterctl/clusterctl/internal/statefile"
 )
 
 // Endpoint is what the driver keeps of one of Docker's endpoints.
@@ -37,16 +32,9 @@ type stateData struct {
 
 // LoadState reads the state from file (empty if there is none).
 func LoadState(file string) (*State, error) {
-	s := &State{file: file, data: stateData{Networks: map[string]string{}, VNIs: map[string]int{}, Endpoints: map[string]Endpoint{}}}
-	b, err := os.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read network state: %w", err)
-	}
-	if err := json.Unmarshal(b, &s.data); err != nil {
-		return nil, fmt.Errorf("read network state %s: %w", file, err)
+	s := &State{file: file}
+	if err := statefile.Load(file, &s.data); err != nil {
+		return nil, fmt.Errorf("network state: %w", err)
 	}
 	if s.data.Networks == nil {
 		s.data.Networks = map[string]string{}
@@ -131,21 +119,14 @@ func (s *State) deleteEndpoint(id string) error {
 	return s.change(func(d *stateData) { delete(d.Endpoints, id) })
 }
 
-// change applies f and saves the state atomically (written aside, then
-// renamed), so a crash leaves the old state or the new.
+// change applies f and saves the state atomically, so a crash leaves the
+// old state or the new.
 func (s *State) change(f func(*stateData)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(&s.data)
-	b, err := json.Marshal(s.data)
-	if err != nil {
-		return fmt.Errorf("encode network state: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(s.file), 0o700); err != nil {
-		return fmt.Errorf("save network state: %w", err)
-	}
-	if err := renameio.WriteFile(s.file, b, 0o600); err != nil {
-		return fmt.Errorf("save network state: %w", err)
+	if err := statefile.Save(s.file, s.data); err != nil {
+		return fmt.Errorf("network state: %w", err)
 	}
 	return nil
 }

@@ -1,16 +1,11 @@
 package volume
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
-	"github.com/google/renameio/v2"
+	"github.com/clusterctl/clusterctl/internal/statefile"
 )
 
 // mountTable records which Docker mount IDs use which volume on this
@@ -25,15 +20,8 @@ type mountTable struct {
 // loadMounts reads the table from file (empty if there is none).
 func loadMounts(file string) (*mountTable, error) {
 	mt := &mountTable{file: file, m: map[string][]string{}}
-	b, err := os.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return mt, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read volume mounts: %w", err)
-	}
-	if err := json.Unmarshal(b, &mt.m); err != nil {
-		return nil, fmt.Errorf("read volume mounts %s: %w", file, err)
+	if err := statefile.Load(file, &mt.m); err != nil {
+		return nil, fmt.Errorf("volume mounts: %w", err)
 	}
 	return mt, nil
 }
@@ -78,18 +66,11 @@ func (mt *mountTable) names() []string {
 	return sortedKeys(mt.m)
 }
 
-// save writes the table atomically (write aside, rename), so a crash
-// leaves the old table or the new one.
+// save writes the table atomically, so a crash leaves the old table or
+// the new one.
 func (mt *mountTable) save() error {
-	b, err := json.Marshal(mt.m)
-	if err != nil {
-		return fmt.Errorf("encode volume mounts: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(mt.file), 0o700); err != nil {
-		return fmt.Errorf("save volume mounts: %w", err)
-	}
-	if err := renameio.WriteFile(mt.file, b, 0o600); err != nil {
-		return fmt.Errorf("save volume mounts: %w", err)
+	if err := statefile.Save(mt.file, mt.m); err != nil {
+		return fmt.Errorf("volume mounts: %w", err)
 	}
 	return nil
 }
