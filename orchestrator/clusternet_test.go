@@ -76,3 +76,28 @@ func TestClusterNetworkAddresses(t *testing.T) {
 		t.Error("the cluster network of a removed app is still there")
 	}
 }
+
+// Compose's ipv4_address on a cluster network is the task's lease.
+func TestClusterNetworkPreferredAddress(t *testing.T) {
+	h := newHarness(t, 2)
+	h.o.opts.Networks = networks.New(h.store, h.apply, nil)
+	app := specmock.App() // db has ipv4_address 10.10.0.5 in 10.10.0.0/24
+	app.Networks[0].Driver = clusterNetDriver
+	if _, _, err := h.o.clusterNetwork(app, app.Networks[0]); err != nil {
+		t.Fatal(err)
+	}
+	task := mock.Task()
+	cfg, err := app.Container(app.Services[0], spec.TaskRef{ID: task.ID, Slot: task.Slot, Host: "host1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.o.leaseAddresses(app, task, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if ep := cfg.Network.EndpointsConfig[app.Networks[0].DockerName]; ep.IPAMConfig.IPv4Address != "10.10.0.5" {
+		t.Errorf("address %s, want Compose's ipv4_address 10.10.0.5", ep.IPAMConfig.IPv4Address)
+	}
+	if l, ok := h.store.View().Lease(app.Networks[0].DockerName, "10.10.0.5"); !ok || l.TaskID != task.ID {
+		t.Errorf("lease %+v, %v", l, ok)
+	}
+}
