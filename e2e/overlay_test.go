@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
 )
@@ -159,6 +161,22 @@ func TestOverlay(t *testing.T) {
 					t.Errorf("%s on %s's name service: %v, %v; want %s", name, h.Name, got, err, want)
 				}
 			}
+		}
+	})
+
+	t.Run("a task's address is refused to anything else", func(t *testing.T) {
+		tasks, err := c.ps("shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d1 := dockerAt(t, h1.Docker)
+		err = runOnNetwork(d1, "intruder", "shop_back", tasks["db.1"].IP)
+		if err == nil || !strings.Contains(err.Error(), "is leased to task") {
+			t.Errorf("a container run by hand with db's address %s: %v", tasks["db.1"].IP, err)
+		}
+		_ = d1.ContainerRemove(context.Background(), "intruder", container.RemoveOptions{Force: true})
+		if h, err := getHit(web); err != nil || h.DB != tasks["db.1"].IP+":7000" {
+			t.Errorf("web after the refused intruder: %+v, %v", h, err)
 		}
 	})
 

@@ -24,6 +24,8 @@ import (
 const (
 	clusterNetDriver  = "clusternet"
 	clusterIPAMDriver = "clusteripam"
+	// endpointTaskOpt names an endpoint's task (agent/network.OptTask).
+	endpointTaskOpt = "io.clusterctl.task"
 )
 
 func isClusterNet(n spec.Network) bool { return n.Driver == clusterNetDriver }
@@ -77,6 +79,10 @@ func (o *Orchestrator) leaseAddresses(app spec.App, t store.Task, cfg *spec.Cont
 			return fmt.Errorf("address of %s on %s: %w", t.ID, n.DockerName, err)
 		}
 		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: l.Addr}
+		if ep.DriverOpts == nil {
+			ep.DriverOpts = map[string]string{}
+		}
+		ep.DriverOpts[endpointTaskOpt] = t.ID // the driver refuses the address to any other endpoint
 		cn, _ := o.opts.Store.View().Network(n.DockerName)
 		if cn.Gateway != "" && !slices.Contains(cfg.Host.DNS, cn.Gateway) {
 			cfg.Host.DNS = append(cfg.Host.DNS, cn.Gateway)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 
 	netplugin "github.com/docker/go-plugins-helpers/network"
@@ -251,6 +252,9 @@ func (d *Driver) CreateEndpoint(req *netplugin.CreateEndpointRequest) (*netplugi
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
+	if err := d.checkOwner(ctx, name, addr.Addr(), endpointTask(req.Options)); err != nil {
+		return nil, err
+	}
 	if _, err := d.Cluster.SetEndpointHost(ctx, name, addr.Addr().String(), d.Host); err != nil {
 		return nil, fmt.Errorf("endpoint %s on %s: %w", addr.Addr(), name, err)
 	}
@@ -259,6 +263,49 @@ func (d *Driver) CreateEndpoint(req *netplugin.CreateEndpointRequest) (*netplugi
 		return nil, err
 	}
 	return resp, nil
+}
+
+// OptTask is the endpoint driver option (docker network connect
+// --driver-opt, EndpointSettings.DriverOpts) naming the task an endpoint is
+// for: the placement code sets it, and a task's address is refused to an
+// endpoint of anything else.
+const OptTask = "io.clusterctl.task"
+
+// endpointTask reads OptTask from CreateEndpoint's options: Docker passes
+// an endpoint's driver options there as they are.
+func endpointTask(opts map[string]any) string {
+	task, _ := opts[OptTask].(string)
+	return task
+}
+
+// checkOwner refuses a task's address to an endpoint that is not that
+// task's: clusteripam hands an address to whoever asks for it by number,
+// so this is where one container cannot take another task's address.
+func (d *Driver) checkOwner(ctx context.Context, network string, addr netip.Addr, task string) error {
+	n, err := d.segmentNetwork(ctx, network)
+	if err != nil {
+		return err
+	}
+	for _, l := range n.Leases {
+		if l.Addr == addr.String() && !strings.HasPrefix(l.Task, adHocPrefix) && l.Task != task {
+			return fmt.Errorf("address %s of network %s is leased to task %s", addr, network, l.Task)
+		}
+	}
+	return nil
+}
+
+// segmentNetwork is the cluster network named name, with its leases.
+func (d *Driver) segmentNetwork(ctx context.Context, name string) (*api.Network, error) {
+	resp, err := d.Cluster.Networks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list cluster networks: %w", err)
+	}
+	for _, n := range resp.Networks {
+		if n.Name == name {
+			return &n, nil
+		}
+	}
+	return nil, fmt.Errorf("no cluster network %q", name)
 }
 
 // Join makes the endpoint's veth pair; Docker moves the returned end into

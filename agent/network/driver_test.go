@@ -98,8 +98,15 @@ func TestDriverNetworkAndEndpointLifecycle(t *testing.T) {
 	if _, err := c.m.Lease("shop_default", "shop-db-1", "10.200.3.9"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := d.CreateEndpoint(&netplugin.CreateEndpointRequest{NetworkID: "n1", EndpointID: "e1234567890",
+	// Another container asking for shop-db-1's address is refused.
+	_, err := d.CreateEndpoint(&netplugin.CreateEndpointRequest{NetworkID: "n1", EndpointID: "intruder",
 		Interface: &netplugin.EndpointInterface{Address: "10.200.3.9/24"}})
+	if err == nil || !strings.Contains(err.Error(), "leased to task shop-db-1") {
+		t.Fatalf("another endpoint with shop-db-1's address: %v", err)
+	}
+	taskOpts := map[string]any{OptTask: "shop-db-1"} // as Docker passes an endpoint's driver options
+	resp, err := d.CreateEndpoint(&netplugin.CreateEndpointRequest{NetworkID: "n1", EndpointID: "e1234567890",
+		Interface: &netplugin.EndpointInterface{Address: "10.200.3.9/24"}, Options: taskOpts})
 	if err != nil || resp.Interface == nil || resp.Interface.MacAddress != "02:ce:0a:c8:03:09" {
 		t.Fatalf("create endpoint: %+v, %v; want the MAC derived from the address", resp, err)
 	}
