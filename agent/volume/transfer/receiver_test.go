@@ -130,12 +130,10 @@ func TestSymlinkInStagingIsReplacedNotFollowed(t *testing.T) {
 }
 
 func TestDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
+	requireRoot(t, "mount a small tmpfs")
 	base := t.TempDir()
 	if err := unix.Mount("tmpfs", base, "tmpfs", 0, "size=2m"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
+		t.Fatalf("mount a 2 MiB tmpfs to fill up: %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(base, unix.MNT_DETACH) })
 	p := newPairAt(t, base, nil)
@@ -175,16 +173,14 @@ func TestStagingInTheWay(t *testing.T) {
 }
 
 func TestWriteErrorAbortsRound(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make a directory immutable")
-	}
+	requireRoot(t, "make a directory immutable")
 	p := newPair(t)
 	src := t.TempDir()
 	makeTree(t, src)
 	p.round("vol1", src)
 	dir := filepath.Join(p.staging("vol1"), "a/b")
 	if err := setImmutable(dir, true); err != nil {
-		t.Skipf("chattr +i: %v", err)
+		t.Fatalf("make %s immutable (FS_IOC_SETFLAGS; the file system must support it): %v", dir, err)
 	}
 	t.Cleanup(func() { _ = setImmutable(dir, false) })
 	writeFile(t, filepath.Join(src, "a/b/new.txt"), []byte("new"), 0o644)
