@@ -36,7 +36,7 @@ func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
 		return nil, err
 	}
 	a.volumes = d
-	sock, err := listenPlugin(a.cfg.PluginDir, volume.DriverName)
+	sock, err := a.servePlugin(volume.DriverName, d.Serve)
 	if err != nil {
 		return nil, err
 	}
@@ -46,11 +46,6 @@ func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
 		return nil, fmt.Errorf("agent data port: %w", err)
 	}
 	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := d.Serve(sock); err != nil {
-			a.cfg.Log.Error("volume plugin stopped", "err", err)
-		}
-	}()
 	go func() {
 		if err := srv.Serve(dataL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.cfg.Log.Error("agent API stopped", "err", err)
@@ -66,17 +61,27 @@ func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
 // startIPAM serves the clusteripam plugin on its socket, until the
 // returned function stops it.
 func (a *Agent) startIPAM() (stop func(), err error) {
-	sock, err := listenPlugin(a.cfg.PluginDir, network.IPAMDriverName)
+	h := ipamplugin.NewHandler(&network.IPAM{Host: a.cfg.Name, Cluster: a.api, Log: a.cfg.Log})
+	sock, err := a.servePlugin(network.IPAMDriverName, h.Serve)
 	if err != nil {
 		return nil, err
 	}
-	h := ipamplugin.NewHandler(&network.IPAM{Host: a.cfg.Name, Cluster: a.api, Log: a.cfg.Log})
+	return func() { sock.Close() }, nil
+}
+
+// servePlugin serves a Docker plugin on its socket in the plugin
+// directory, in the background, until the returned listener is closed.
+func (a *Agent) servePlugin(name string, serve func(net.Listener) error) (net.Listener, error) {
+	sock, err := listenPlugin(a.cfg.PluginDir, name)
+	if err != nil {
+		return nil, err
+	}
 	go func() {
-		if err := h.Serve(sock); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
-			a.cfg.Log.Error("IPAM plugin stopped", "err", err)
+		if err := serve(sock); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			a.cfg.Log.Error("plugin stopped", "plugin", name, "err", err)
 		}
 	}()
-	return func() { sock.Close() }, nil
+	return sock, nil
 }
 
 // restoreVolumes re-attaches the volumes in use here, retrying until the
@@ -133,8 +138,7 @@ func (a *Agent) routes() http.Handler {
 // or its error.
 func (a *Agent) handleSyncVolume(w http.ResponseWriter, r *http.Request) {
 	var req agentapi.SyncRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-		agentapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("invalid sync request: %w", err))
+	if !decodeRequest(w, r, &req) {
 		return
 	}
 	// No server deadline: a sync of a big volume takes as long as it takes.
@@ -166,12 +170,21 @@ func (a *Agent) handleSyncVolume(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) handleLocalVolume(op func(context.Context, string, agentapi.LocalRequest) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req agentapi.LocalRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-			agentapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("invalid request: %w", err))
+		if !decodeRequest(w, r, &req) {
 			return
 		}
 		writeVolumeResult(w, op(r.Context(), r.PathValue("name"), req))
 	}
+}
+
+// decodeRequest reads a request's JSON body (at most 1 MiB) into v,
+// answering 400 if it cannot.
+func decodeRequest(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
+		agentapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("invalid request: %w", err))
+		return false
+	}
+	return true
 }
 
 // handleVolume says what this host knows of a volume.

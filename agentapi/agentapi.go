@@ -4,6 +4,7 @@
 package agentapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,36 +47,61 @@ func NewClient(base string, hc *http.Client) *Client {
 // RemoveVolume deletes the volume's data on the agent's host; it refuses
 // while the volume is mounted there.
 func (c *Client) RemoveVolume(ctx context.Context, name, backend string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/volumes/"+url.PathEscape(name)+"?backend="+url.QueryEscape(backend), nil)
+	return c.do(ctx, http.MethodDelete, "/v1/volumes/"+url.PathEscape(name)+"?backend="+url.QueryEscape(backend), nil, nil)
 }
 
 // Volume returns the agent's state of a volume.
 func (c *Client) Volume(ctx context.Context, name string) (*VolumeState, error) {
 	var out VolumeState
-	return &out, c.do(ctx, http.MethodGet, "/v1/volumes/"+url.PathEscape(name), &out)
+	return &out, c.do(ctx, http.MethodGet, "/v1/volumes/"+url.PathEscape(name), nil, &out)
 }
 
-// do sends a request without a body and decodes a JSON answer into out.
-func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+// do sends a request (in as its JSON body, if not nil) and decodes a JSON
+// answer into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, c.http, method, path, in)
 	if err != nil {
-		return fmt.Errorf("agent %s: %w", c.base, err)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("agent %s: %w", c.base, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return &Error{Code: resp.StatusCode, Message: readError(resp.Body)}
-	}
 	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("agent %s: decode answer: %w", c.base, err)
 	}
 	return nil
+}
+
+// send makes one request with hc, in as its JSON body if not nil, and
+// returns a successful answer (for the caller to close) or the agent's
+// refusal.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", c.base, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, &Error{Code: resp.StatusCode, Message: readError(resp.Body)}
+	}
+	return resp, nil
 }
 
 // Error is an agent's refusal.

@@ -1,7 +1,6 @@
 package agentapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,22 +84,11 @@ type LocalRequest struct {
 // Sync runs a sync on the agent holding the volume, calling progress (if
 // not nil) with its reports.
 func (c *Client) Sync(ctx context.Context, name string, req SyncRequest, progress func(VolumeProgress)) (*SyncResult, error) {
-	body, err := json.Marshal(req)
+	resp, err := c.send(ctx, c.stream, http.MethodPost, "/v1/volumes/"+url.PathEscape(name)+"/sync", req)
 	if err != nil {
-		return nil, fmt.Errorf("encode sync request: %w", err)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/volumes/"+url.PathEscape(name)+"/sync", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("agent %s: %w", c.base, err)
-	}
-	resp, err := c.stream.Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("agent %s: %w", c.base, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return nil, &Error{Code: resp.StatusCode, Message: readError(resp.Body)}
-	}
 	return readSync(resp.Body, progress)
 }
 
@@ -129,36 +117,13 @@ func readSync(r io.Reader, progress func(VolumeProgress)) (*SyncResult, error) {
 // AttachVolume makes the volume's data available on the agent's host
 // (mounts a block volume's image; finds a copy volume's directory).
 func (c *Client) AttachVolume(ctx context.Context, name string, req LocalRequest) error {
-	return c.post(ctx, "/v1/volumes/"+url.PathEscape(name)+"/attach", req)
+	return c.do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(name)+"/attach", req, nil)
 }
 
 // DetachVolume makes the volume unused on the agent's host (unmounts a
 // block volume's image); refused while a container there mounts it.
 func (c *Client) DetachVolume(ctx context.Context, name string, req LocalRequest) error {
-	return c.post(ctx, "/v1/volumes/"+url.PathEscape(name)+"/detach", req)
-}
-
-// post sends a JSON request and expects a JSON answer it discards.
-func (c *Client) post(ctx context.Context, path string, in any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("encode request: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("agent %s: %w", c.base, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("agent %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return &Error{Code: resp.StatusCode, Message: readError(resp.Body)}
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return nil
+	return c.do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(name)+"/detach", req, nil)
 }
 
 // streamTimeout bounds a streamed answer's silence, not its length: a

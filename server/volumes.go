@@ -53,7 +53,7 @@ func (s *Server) handleAttachVolume(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var err error
 	if req.Local {
-		_, err = s.vols.AttachOn(r.Context(), name, req.Host, nil)
+		err = s.vols.AttachOn(r.Context(), name, req.Host)
 	} else {
 		_, err = s.vols.Attach(name, req.Host)
 	}
@@ -63,8 +63,7 @@ func (s *Server) handleAttachVolume(w http.ResponseWriter, r *http.Request) {
 // handleDetachVolume unmounts a block volume and releases its lease.
 func (s *Server) handleDetachVolume(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	_, err := s.vols.Detach(r.Context(), name)
-	s.writeVolume(w, name, err)
+	s.writeVolume(w, name, s.vols.Detach(r.Context(), name))
 }
 
 // volumeOp is a volume operation that may run for long.

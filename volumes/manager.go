@@ -66,25 +66,39 @@ func (m *Manager) Create(req api.VolumeCreate) (store.Volume, error) {
 // changes hands only by a move (or, for a block volume, a detach). A copy
 // volume's first attach decides where its data lives.
 func (m *Manager) Attach(name, host string) (store.Volume, error) {
+	return m.change(name, func(v *store.View, vol *store.Volume) (bool, error) {
+		if h, ok := v.Host(host); !ok || h.State != store.HostUp {
+			return false, store.Refuse(store.ErrInvalid, "host %q is not an up host of the cluster", host)
+		}
+		if vol.MovingTo != "" {
+			return false, store.Refuse(store.ErrConflict, "volume %s is being moved from %s to %s: mount it there once the move ends", name, vol.OwnerHost, vol.MovingTo)
+		}
+		if vol.OwnerHost == host {
+			return false, nil
+		}
+		if vol.OwnerHost != "" {
+			return false, store.Refuse(store.ErrConflict, "volume %s is attached to %s (lease generation %d)", name, vol.OwnerHost, vol.Generation)
+		}
+		vol.OwnerHost, vol.Generation = host, vol.Generation+1
+		return true, nil
+	})
+}
+
+// change reads the volume and lets f change it (f returns false for no
+// change), then commits it checked against the index it read, so that a
+// concurrent change makes it read and decide again: two racing changes
+// cannot both win.
+func (m *Manager) change(name string, f func(v *store.View, vol *store.Volume) (bool, error)) (store.Volume, error) {
 	return m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
 		vol, ok := v.Volume(name)
 		if !ok {
 			return vol, nil, store.Refuse(store.ErrNotFound, "no volume %q", name)
 		}
-		if h, ok := v.Host(host); !ok || h.State != store.HostUp {
-			return vol, nil, store.Refuse(store.ErrInvalid, "host %q is not an up host of the cluster", host)
-		}
-		if vol.MovingTo != "" {
-			return vol, nil, store.Refuse(store.ErrConflict, "volume %s is being moved from %s to %s: mount it there once the move ends", name, vol.OwnerHost, vol.MovingTo)
-		}
-		if vol.OwnerHost == host {
-			return vol, nil, nil
-		}
-		if vol.OwnerHost != "" {
-			return vol, nil, store.Refuse(store.ErrConflict, "volume %s is attached to %s (lease generation %d)", name, vol.OwnerHost, vol.Generation)
-		}
 		index := vol.ModifyIndex
-		vol.OwnerHost, vol.Generation = host, vol.Generation+1
+		changed, err := f(v, &vol)
+		if err != nil || !changed {
+			return vol, nil, err
+		}
 		return vol, m.putChecked(vol, index), nil
 	})
 }

@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,21 +14,23 @@ import (
 // Progress receives a volume operation's progress reports.
 type Progress func(agentapi.VolumeProgress)
 
-// Volume operations, as reports name them.
+// Long volume operations, as reports name them.
 const (
 	OpMove    = "move"
 	OpPreCopy = "precopy"
 	OpSync    = "sync"
-	OpAttach  = "attach"
-	OpDetach  = "detach"
 )
 
 // handover is a volume about to change hands: the volume as read, the
 // host holding it and the host it goes to.
 type handover struct {
 	vol      store.Volume
-	from, to *store.Host // from is nil for a volume attached nowhere
+	from, to *store.Host // from is nil for a volume attached nowhere, or on a host that is down (block only)
 }
+
+// copiesData says whether the handover streams data from host to host: a
+// copy volume that has an owner to copy from.
+func (h handover) copiesData() bool { return h.from != nil && h.vol.Backend == store.VolumeCopy }
 
 // planHandover checks that name can go to target: both hosts up with an
 // agent, the volume's data reachable. inUseOK allows a volume that a
@@ -87,7 +90,7 @@ func (m *Manager) Move(ctx context.Context, name, target string, keep bool, prog
 		return api.VolumeReport{}, err
 	}
 	rep := api.VolumeReport{Volume: name, Op: OpMove, Backend: h.vol.Backend, From: h.vol.OwnerHost, To: target}
-	if h.from != nil && h.vol.Backend == store.VolumeCopy {
+	if h.copiesData() {
 		if err := m.preCopy(ctx, h, progress, &rep); err != nil {
 			return rep, err
 		}
@@ -98,12 +101,12 @@ func (m *Manager) Move(ctx context.Context, name, target string, keep bool, prog
 	if err := m.attachOn(ctx, name, target, progress, &rep); err != nil {
 		return rep, fmt.Errorf("volume %s now belongs to %s, but attaching it there failed (its data is safe; clusterctl volume attach %s %s tries again): %w", name, target, name, target, err)
 	}
-	if h.from != nil && h.vol.Backend == store.VolumeCopy && !keep {
+	if h.copiesData() && !keep {
 		if err := m.cleanup(ctx, name, *h.from, progress, &rep); err != nil {
 			return rep, err
 		}
 	}
-	rep.SourceKept = keep && h.from != nil && h.vol.Backend == store.VolumeCopy
+	rep.SourceKept = keep && h.copiesData()
 	rep.TotalMS = time.Since(start).Milliseconds()
 	return rep, nil
 }
@@ -135,19 +138,24 @@ func (m *Manager) preCopy(ctx context.Context, h handover, progress Progress, re
 	if err != nil {
 		return agentRefusal(fmt.Sprintf("pre-copy volume %s from %s to %s", h.vol.Name, h.from.Name, h.to.Name), err)
 	}
-	rep.Rounds += res.Rounds
-	rep.Bytes, rep.BytesSent, rep.Resent = res.Bytes, rep.BytesSent+res.BytesSent, rep.Resent+res.Resent
+	addSync(rep, res)
 	rep.FlushMS = res.FlushMS
 	rep.PreCopyMS = time.Since(t).Milliseconds()
 	return nil
+}
+
+// addSync adds an agent's sync to a report.
+func addSync(rep *api.VolumeReport, res *agentapi.SyncResult) {
+	rep.Rounds += res.Rounds
+	rep.Bytes, rep.BytesSent, rep.Resent = res.Bytes, rep.BytesSent+res.BytesSent, rep.Resent+res.Resent
 }
 
 // Sync is the final step of a handover: it marks the volume as moving (no
 // new mounts), then for a copy volume runs the last round once no
 // container mounts it and has the target verify and switch its copy in;
 // for a block volume it unmounts it on its owner. Then the lease goes to
-// target with a new generation. The old owner keeps its copy (Cleanup, or
-// Move, removes it).
+// target with a new generation. The old owner keeps its copy (Move
+// removes it; volume rm removes every host's).
 func (m *Manager) Sync(ctx context.Context, name, target string, progress Progress) (api.VolumeReport, error) {
 	start := time.Now()
 	h, err := m.planHandover(name, target, false)
@@ -183,17 +191,15 @@ func (m *Manager) handover(ctx context.Context, name, target string, progress Pr
 			return err
 		}
 	}
-	handed, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
-		cur, ok := v.Volume(name)
-		if !ok || cur.MovingTo != target || cur.OwnerHost != vol.OwnerHost {
-			return cur, nil, store.Refuse(store.ErrConflict, "volume %s changed during its handover to %s", name, target)
+	handed, err := m.change(name, func(_ *store.View, cur *store.Volume) (bool, error) {
+		if cur.MovingTo != target || cur.OwnerHost != vol.OwnerHost {
+			return false, store.Refuse(store.ErrConflict, "volume %s changed during its handover to %s", name, target)
 		}
-		index := cur.ModifyIndex
 		cur.OwnerHost, cur.Generation, cur.MovingTo = target, cur.Generation+1, ""
 		if cur.Backend == store.VolumeCopy && rep.Bytes > 0 {
 			cur.SizeBytes = rep.Bytes // measured by the move's last round
 		}
-		return cur, m.putChecked(cur, index), nil
+		return true, nil
 	})
 	if err != nil {
 		return err
@@ -219,8 +225,7 @@ func (m *Manager) release(ctx context.Context, h handover, progress Progress, re
 	if err != nil {
 		return agentRefusal(fmt.Sprintf("final sync of volume %s from %s to %s", h.vol.Name, h.from.Name, h.to.Name), err)
 	}
-	rep.Rounds += res.Rounds
-	rep.Bytes, rep.BytesSent, rep.Resent = res.Bytes, rep.BytesSent+res.BytesSent, rep.Resent+res.Resent
+	addSync(rep, res)
 	rep.FinalSyncBytes = res.BytesSent
 	return nil
 }
@@ -228,20 +233,15 @@ func (m *Manager) release(ctx context.Context, h handover, progress Progress, re
 // mark records that name is being handed to target; a mark to the same
 // target (a retry after a failure) is kept.
 func (m *Manager) mark(name, target string) (store.Volume, error) {
-	return m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
-		cur, ok := v.Volume(name)
-		if !ok {
-			return cur, nil, store.Refuse(store.ErrNotFound, "no volume %q", name)
-		}
+	return m.change(name, func(_ *store.View, cur *store.Volume) (bool, error) {
 		if cur.MovingTo == target {
-			return cur, nil, nil
+			return false, nil
 		}
 		if cur.MovingTo != "" {
-			return cur, nil, store.Refuse(store.ErrConflict, "volume %s is being moved to %s", name, cur.MovingTo)
+			return false, store.Refuse(store.ErrConflict, "volume %s is being moved to %s", name, cur.MovingTo)
 		}
-		index := cur.ModifyIndex
 		cur.MovingTo = target
-		return cur, m.putChecked(cur, index), nil
+		return true, nil
 	})
 }
 
@@ -249,32 +249,25 @@ func (m *Manager) mark(name, target string) (store.Volume, error) {
 // mounted where it is again. A failure to clear is logged: the next move
 // to the same target, or its retry, takes the mark over.
 func (m *Manager) unmark(name, target string) {
-	_, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
-		cur, ok := v.Volume(name)
-		if !ok || cur.MovingTo != target {
-			return cur, nil, nil
+	_, err := m.change(name, func(_ *store.View, cur *store.Volume) (bool, error) {
+		if cur.MovingTo != target {
+			return false, nil
 		}
-		index := cur.ModifyIndex
 		cur.MovingTo = ""
-		return cur, m.putChecked(cur, index), nil
+		return true, nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		m.log.Warn("clear a failed move's mark", "volume", name, "target", target, "err", err)
 	}
 }
 
 // AttachOn gives host the lease (if nobody holds it) and attaches the
 // volume there now, without waiting for a container to mount it.
-func (m *Manager) AttachOn(ctx context.Context, name, host string, progress Progress) (api.VolumeReport, error) {
-	start := time.Now()
-	vol, err := m.Attach(name, host)
-	if err != nil {
-		return api.VolumeReport{}, err
+func (m *Manager) AttachOn(ctx context.Context, name, host string) error {
+	if _, err := m.Attach(name, host); err != nil {
+		return err
 	}
-	rep := api.VolumeReport{Volume: name, Op: OpAttach, Backend: vol.Backend, To: host, Generation: vol.Generation}
-	err = m.attachOn(ctx, name, host, progress, &rep)
-	rep.TotalMS = time.Since(start).Milliseconds()
-	return rep, err
+	return m.attachOn(ctx, name, host, nil, &api.VolumeReport{})
 }
 
 // attachOn asks host's agent to attach the volume, which host must hold.
@@ -304,39 +297,34 @@ func (m *Manager) attachOn(ctx context.Context, name, host string, progress Prog
 // Detach unmounts a block volume on its owner and releases its lease, so
 // that any host may attach it next. A copy volume's data lives on its
 // owner, so it stays attached there: it changes hands by a move.
-func (m *Manager) Detach(ctx context.Context, name string) (api.VolumeReport, error) {
-	start := time.Now()
+func (m *Manager) Detach(ctx context.Context, name string) error {
 	v := m.store.View()
 	vol, ok := v.Volume(name)
 	if !ok {
-		return api.VolumeReport{}, store.Refuse(store.ErrNotFound, "no volume %q", name)
+		return store.Refuse(store.ErrNotFound, "no volume %q", name)
 	}
-	rep := api.VolumeReport{Volume: name, Op: OpDetach, Backend: vol.Backend, From: vol.OwnerHost, Generation: vol.Generation}
 	if vol.Backend == store.VolumeCopy {
-		return rep, store.Refuse(store.ErrInvalid, "volume %s is a copy volume: its data lives on %s, so it stays attached there; clusterctl volume move takes it elsewhere", name, dash(vol.OwnerHost))
+		return store.Refuse(store.ErrInvalid, "volume %s is a copy volume: its data lives on %s, so it stays attached there; clusterctl volume move takes it elsewhere", name, dash(vol.OwnerHost))
 	}
 	if vol.OwnerHost == "" {
-		return rep, nil
+		return nil
 	}
 	if users := RunningUsers(v, name); len(users) > 0 {
-		return rep, store.Refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
+		return store.Refuse(store.ErrConflict, "volume %s is in use by %s", name, users[0])
 	}
 	if h, ok := v.Host(vol.OwnerHost); ok && h.State == store.HostUp && h.AgentAPI != "" {
 		if err := m.agent(h.AgentAPI).DetachVolume(ctx, name, localRequest(vol)); err != nil {
-			return rep, agentRefusal(fmt.Sprintf("detach volume %s on %s", name, h.Name), err)
+			return agentRefusal(fmt.Sprintf("detach volume %s on %s", name, h.Name), err)
 		}
 	}
-	_, err := m.retry(name, func(v *store.View) (store.Volume, []byte, error) {
-		cur, ok := v.Volume(name)
-		if !ok || cur.OwnerHost != vol.OwnerHost || cur.Generation != vol.Generation {
-			return cur, nil, store.Refuse(store.ErrConflict, "volume %s changed while it was detached", name)
+	_, err := m.change(name, func(_ *store.View, cur *store.Volume) (bool, error) {
+		if cur.OwnerHost != vol.OwnerHost || cur.Generation != vol.Generation {
+			return false, store.Refuse(store.ErrConflict, "volume %s changed while it was detached", name)
 		}
-		index := cur.ModifyIndex
 		cur.OwnerHost, cur.MovingTo = "", ""
-		return cur, m.putChecked(cur, index), nil
+		return true, nil
 	})
-	rep.TotalMS = time.Since(start).Milliseconds()
-	return rep, err
+	return err
 }
 
 // cleanup removes a copy volume's old copy on a host that no longer holds

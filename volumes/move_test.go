@@ -144,13 +144,13 @@ func TestMoveBlockVolumeDetachesAndAttaches(t *testing.T) {
 		t.Errorf("volume %+v", vol)
 	}
 	// Detach releases the lease; attach takes it again with a new generation.
-	if _, err := m.Detach(context.Background(), "pg"); err != nil {
+	if err := m.Detach(context.Background(), "pg"); err != nil {
 		t.Fatal(err)
 	}
 	if vol, _ := m.store.View().Volume("pg"); vol.OwnerHost != "" {
 		t.Errorf("after detach: %+v", vol)
 	}
-	if _, err := m.AttachOn(context.Background(), "pg", "host1", nil); err != nil {
+	if err := m.AttachOn(context.Background(), "pg", "host1"); err != nil {
 		t.Fatal(err)
 	}
 	if vol, _ := m.store.View().Volume("pg"); vol.OwnerHost != "host1" || vol.Generation != 3 {
@@ -177,7 +177,7 @@ func TestMoveRefusals(t *testing.T) {
 			t.Errorf("move %s to %s: %v, want %q", tc.vol, tc.host, err, tc.want)
 		}
 	}
-	if _, err := m.Detach(ctx, "db"); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "copy volume") {
+	if err := m.Detach(ctx, "db"); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "copy volume") {
 		t.Errorf("detach a copy volume: %v", err)
 	}
 	if len(agent.calls) != 0 {

@@ -59,9 +59,8 @@ type Driver struct {
 	// while calling the managers, which may call this agent back.
 	mu sync.Mutex
 
-	senderOnce sync.Once
-	send       *transfer.Sender // copy volumes' moves to other hosts
-	recv       *transfer.Receiver
+	send *transfer.Sender   // copy volumes' moves to other hosts
+	recv *transfer.Receiver // and from them
 }
 
 var _ plugin.Driver = (*Driver)(nil)
@@ -76,7 +75,7 @@ func NewDriver(cfg Config, cluster Cluster) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{cfg: cfg, cluster: cluster, mounts: mt}
-	d.recv = d.newReceiver()
+	d.send, d.recv = d.newSender(), d.newReceiver()
 	return d, nil
 }
 
@@ -158,8 +157,8 @@ func (d *Driver) Remove(req *plugin.RemoveRequest) error {
 	if err := volumes.ValidateName(req.Name); err != nil {
 		return err
 	}
-	if n := d.mounts.count(req.Name); n > 0 {
-		return fmt.Errorf("volume %s is mounted by %d container(s) on %s", req.Name, n, d.cfg.Host)
+	if err := d.notInUse(req.Name); err != nil {
+		return err
 	}
 	ctx, cancel := callContext()
 	defer cancel()
@@ -241,8 +240,8 @@ func (d *Driver) RemoveLocal(ctx context.Context, name, backendName string) erro
 	if err := volumes.ValidateName(name); err != nil {
 		return err
 	}
-	if ids := d.mounts.ids(name); len(ids) > 0 {
-		return &InUseError{Volume: name, Host: d.cfg.Host, Mounts: len(ids)}
+	if err := d.notInUse(name); err != nil {
+		return err
 	}
 	b, err := d.backendOf(backendName)
 	if err != nil {
@@ -256,6 +255,15 @@ func (d *Driver) RemoveLocal(ctx context.Context, name, backendName string) erro
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return b.remove(ctx, name, d.path(name))
+}
+
+// notInUse refuses, with an InUseError, a volume that containers here
+// mount.
+func (d *Driver) notInUse(name string) error {
+	if n := d.mounts.count(name); n > 0 {
+		return &InUseError{Volume: name, Host: d.cfg.Host, Mounts: n}
+	}
+	return nil
 }
 
 // InUseError refuses to take away a volume that containers here mount.

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,21 +39,19 @@ func (d *Driver) newReceiver() *transfer.Receiver {
 		if err := volumes.ValidateName(name); err != nil {
 			return "", "", err
 		}
-		if d.mounts.count(name) > 0 {
-			// Never replace data under a container that uses it.
-			return "", "", &InUseError{Volume: name, Host: d.cfg.Host, Mounts: d.mounts.count(name)}
+		if err := d.notInUse(name); err != nil {
+			return "", "", err // never replace data under a container that uses it
 		}
 		return filepath.Join(d.cfg.DataDir, name, "staging"), d.path(name), nil
 	}}
 }
 
-// sender returns the driver's sender, made on first use.
-func (d *Driver) sender() *transfer.Sender {
-	d.senderOnce.Do(func() {
-		d.send = transfer.NewSender(transport.BulkClient(transferIdle))
-		d.send.Log = d.cfg.Log
-	})
-	return d.send
+// newSender sends copy volumes to other hosts' receivers, over
+// connections that give up on a target silent for transferIdle.
+func (d *Driver) newSender() *transfer.Sender {
+	s := transfer.NewSender(transport.BulkClient(transferIdle))
+	s.Log = d.cfg.Log
+	return s
 }
 
 // SyncError is a sync that failed, with the HTTP status that says why
@@ -78,8 +77,8 @@ func (d *Driver) Sync(ctx context.Context, name string, req agentapi.SyncRequest
 		return nil, &SyncError{Status: http.StatusConflict, Err: fmt.Errorf("volume %s: its data is not on %s", name, d.cfg.Host)}
 	}
 	if req.Final {
-		if n := d.mounts.count(name); n > 0 {
-			return nil, &SyncError{Status: http.StatusConflict, Err: fmt.Errorf("volume %s is mounted by %d container(s) on %s: stop them before the final sync", name, n, d.cfg.Host)}
+		if err := d.notInUse(name); err != nil {
+			return nil, &SyncError{Status: http.StatusConflict, Err: fmt.Errorf("%w: stop them before the final sync", err)}
 		}
 	}
 	start := time.Now()
@@ -100,21 +99,19 @@ func (d *Driver) Sync(ctx context.Context, name string, req agentapi.SyncRequest
 	if err := d.rounds(ctx, name, req, report, res); err != nil {
 		return nil, syncFailure(name, req.TargetHost, err)
 	}
+	t := time.Now()
 	if !req.Final {
 		// Durability is paid now, while the volume may still be in use,
 		// not by the final sync, which runs while its writer is stopped.
-		t := time.Now()
-		if err := d.sender().Flush(ctx, req.Target, name); err != nil {
+		if err := d.send.Flush(ctx, req.Target, name); err != nil {
 			return nil, syncFailure(name, req.TargetHost, err)
 		}
 		res.FlushMS = time.Since(t).Milliseconds()
-	}
-	if req.Final {
-		t := time.Now()
+	} else {
 		if progress != nil {
 			progress(agentapi.VolumeProgress{Volume: name, Host: d.cfg.Host, Target: req.TargetHost, Step: agentapi.StepCommit})
 		}
-		if err := d.sender().Commit(ctx, req.Target, name, src); err != nil {
+		if err := d.send.Commit(ctx, req.Target, name, src); err != nil {
 			return nil, syncFailure(name, req.TargetHost, err)
 		}
 		res.CommitMS = time.Since(t).Milliseconds()
@@ -128,18 +125,12 @@ func (d *Driver) Sync(ctx context.Context, name string, req agentapi.SyncRequest
 // rounds runs the rounds a sync asks for, adding them up in res: one when
 // final, otherwise until one sends little enough.
 func (d *Driver) rounds(ctx context.Context, name string, req agentapi.SyncRequest, report func(transfer.Progress), res *agentapi.SyncResult) error {
-	small, maxRounds := req.SmallDelta, req.MaxRounds
-	if small <= 0 {
-		small = defaultSmallDelta
-	}
-	if maxRounds <= 0 || req.Final {
-		maxRounds = defaultMaxRounds
-	}
+	small, maxRounds := cmp.Or(req.SmallDelta, defaultSmallDelta), cmp.Or(req.MaxRounds, defaultMaxRounds)
 	if req.Final {
 		maxRounds = 1
 	}
 	for range maxRounds {
-		st, err := d.sender().Round(ctx, req.Target, name, d.path(name), report)
+		st, err := d.send.Round(ctx, req.Target, name, d.path(name), report)
 		if err != nil {
 			return err
 		}
@@ -187,8 +178,8 @@ func (d *Driver) DetachLocal(ctx context.Context, name string, req agentapi.Loca
 	if err := volumes.ValidateName(name); err != nil {
 		return err
 	}
-	if n := d.mounts.count(name); n > 0 {
-		return &InUseError{Volume: name, Host: d.cfg.Host, Mounts: n}
+	if err := d.notInUse(name); err != nil {
+		return err
 	}
 	b, err := d.backendOf(req.Backend)
 	if err != nil {
