@@ -148,10 +148,7 @@ func (a *Agent) watchContainers(ctx context.Context, changed chan<- struct{}) {
 			case <-ctx.Done():
 				return
 			case <-msgs:
-				select {
-				case changed <- struct{}{}:
-				default:
-				}
+				notify(changed)
 			case <-errs:
 				break stream
 			}

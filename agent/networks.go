@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/clusterctl/clusterctl/agent/network"
 	"github.com/clusterctl/clusterctl/agent/network/dataplane"
+	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/store"
 )
 
@@ -41,20 +41,15 @@ func (a *Agent) startNetworks(ctx context.Context) (stop func(), err error) {
 	}
 	d := &network.Driver{Host: a.cfg.Name, Cluster: a.api, Plane: &network.HostPlane{Plane: plane, Local: local},
 		State: state, Log: a.cfg.Log, Announce: network.Announce}
-	sock, err := listenPlugin(a.cfg.PluginDir, network.DriverName)
+	sock, err := a.servePlugin(network.DriverName, netplugin.NewHandler(d).Serve)
 	if err != nil {
 		plane.Close()
 		return nil, err
 	}
-	go func() {
-		if err := netplugin.NewHandler(d).Serve(sock); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
-			a.cfg.Log.Error("network plugin stopped", "err", err)
-		}
-	}()
 	names := &network.DNS{Records: &network.Records{}, Port: dnsPort, Log: a.cfg.Log}
 	changed := make(chan struct{}, 1)
 	go a.watchNetworkChanges(ctx, changed)
-	go d.Follow(ctx, changed, func(ctx context.Context) error { return a.serveNames(ctx, state, names) })
+	go d.Follow(ctx, changed, func(ctx context.Context, nets []api.Network) error { return a.serveNames(ctx, nets, state, names) })
 	return func() {
 		sock.Close()
 		_ = names.Stop("")
@@ -65,19 +60,12 @@ func (a *Agent) startNetworks(ctx context.Context) (stop func(), err error) {
 // watchNetworkChanges signals changed on every change of the store that
 // moves an endpoint or a name: hosts, networks, leases, tasks.
 func (a *Agent) watchNetworkChanges(ctx context.Context, changed chan<- struct{}) {
-	relevant := []string{"host.", "network.", "lease.", "task."}
 	var index uint64
 	for ctx.Err() == nil {
 		err := a.api.Events(ctx, index, func(ev store.Event) error {
 			index = ev.Index
-			for _, p := range relevant {
-				if strings.HasPrefix(ev.Type, p) {
-					select {
-					case changed <- struct{}{}:
-					default:
-					}
-					break
-				}
+			if networkEvent(ev.Type) {
+				notify(changed)
 			}
 			return nil
 		})
@@ -97,24 +85,35 @@ func (a *Agent) watchNetworkChanges(ctx context.Context, changed chan<- struct{}
 	}
 }
 
-// serveNames refreshes the service names and answers them on the gateway
-// of every cluster network this host has.
-func (a *Agent) serveNames(ctx context.Context, state *network.State, names *network.DNS) error {
-	nets, err := a.api.Networks(ctx)
-	if err != nil {
-		return fmt.Errorf("list cluster networks: %w", err)
+// networkEvent says whether a store event can move an endpoint or a name:
+// a change of hosts, networks, leases or tasks.
+func networkEvent(typ string) bool {
+	return slices.ContainsFunc([]string{"host.", "network.", "lease.", "task."}, func(p string) bool { return strings.HasPrefix(typ, p) })
+}
+
+// notify signals c without waiting: a signal already pending covers this
+// one.
+func notify(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
+}
+
+// serveNames refreshes the service names from nets and the tasks, and
+// answers them on the gateway of every cluster network this host has.
+func (a *Agent) serveNames(ctx context.Context, nets []api.Network, state *network.State, names *network.DNS) error {
 	tasks, err := a.api.Tasks(ctx, "")
 	if err != nil {
 		return fmt.Errorf("list tasks: %w", err)
 	}
-	names.Records.Set(network.BuildRecords(nets.Networks, tasks.Tasks))
+	names.Records.Set(network.BuildRecords(nets, tasks.Tasks))
 	local := map[string]bool{}
 	for _, n := range state.Networks() {
 		local[n] = true
 	}
 	var errs []error
-	for _, n := range nets.Networks {
+	for _, n := range nets {
 		if !local[n.Name] {
 			_ = names.Stop(n.Name)
 			continue

@@ -104,10 +104,8 @@ func checkAddr(n store.Network, subnet netip.Prefix, a netip.Addr) error {
 
 // broadcast is a subnet's last address.
 func broadcast(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	n := (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])) | host
-	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	hostBits := uint32(1)<<(32-p.Bits()) - 1
+	return fromUint32(toUint32(p.Masked().Addr()) | hostBits)
 }
 
 func newLease(network, owner string, a netip.Addr) store.IPLease {

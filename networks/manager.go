@@ -11,6 +11,7 @@
 package networks
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -168,10 +169,16 @@ func freeSubnet(v *store.View) (netip.Prefix, error) {
 
 // nextPrefix is the prefix of the same size right after p.
 func nextPrefix(p netip.Prefix) netip.Prefix {
-	a := p.Addr().As4()
-	n := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	n += 1 << (32 - p.Bits())
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), p.Bits())
+	return netip.PrefixFrom(fromUint32(toUint32(p.Addr())+1<<(32-p.Bits())), p.Bits())
+}
+
+// toUint32 and fromUint32 convert IPv4 addresses for arithmetic.
+func toUint32(a netip.Addr) uint32 { return binary.BigEndian.Uint32(a.AsSlice()) }
+
+func fromUint32(n uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], n)
+	return netip.AddrFrom4(b)
 }
 
 // freeVNI is the lowest VNI no network uses.

@@ -3,6 +3,7 @@ package networks
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -196,5 +197,21 @@ func TestSetEndpointHost(t *testing.T) {
 	}
 	if _, err := m.SetEndpointHost("net", "10.200.0.99", "host1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("endpoint of an address not leased: %v", err)
+	}
+}
+
+func TestSubnetArithmetic(t *testing.T) {
+	for _, tc := range []struct{ subnet, next, broadcast string }{
+		{"10.200.0.0/24", "10.200.1.0/24", "10.200.0.255"},
+		{"10.60.0.8/29", "10.60.0.16/29", "10.60.0.15"},
+		{"10.0.0.0/8", "11.0.0.0/8", "10.255.255.255"},
+	} {
+		p := netip.MustParsePrefix(tc.subnet)
+		if got := nextPrefix(p).String(); got != tc.next {
+			t.Errorf("next of %s: %s, want %s", tc.subnet, got, tc.next)
+		}
+		if got := broadcast(p).String(); got != tc.broadcast {
+			t.Errorf("broadcast of %s: %s, want %s", tc.subnet, got, tc.broadcast)
+		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/networks"
-	"github.com/clusterctl/clusterctl/store"
 )
 
 // DriverName is the network plugin's name: Docker finds it as
@@ -59,6 +58,7 @@ type Remote struct {
 // (api.Client).
 type NetCluster interface {
 	Networks(ctx context.Context) (*api.NetworksResponse, error)
+	Network(ctx context.Context, name string) (*api.Network, error)
 	Hosts(ctx context.Context, stale bool) (*api.HostsResponse, error)
 	SetEndpointHost(ctx context.Context, network, addr, host string) (*api.Lease, error)
 }
@@ -109,7 +109,7 @@ func (d *Driver) CreateNetwork(req *netplugin.CreateNetworkRequest) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	peers, err := d.peers(ctx)
+	_, peers, err := d.hostAddresses(ctx)
 	if err != nil {
 		return err
 	}
@@ -161,24 +161,6 @@ func segmentOf(n api.Network) (Segment, error) {
 	return Segment{Name: n.Name, VNI: n.VNI, Subnet: subnet, Gateway: gw}, nil
 }
 
-// peers are the addresses of the other hosts that are up.
-func (d *Driver) peers(ctx context.Context) ([]netip.Addr, error) {
-	resp, err := d.Cluster.Hosts(ctx, true)
-	if err != nil {
-		return nil, fmt.Errorf("list hosts: %w", err)
-	}
-	var out []netip.Addr
-	for _, h := range resp.Hosts {
-		if h.Name == d.Host || h.State != store.HostUp {
-			continue
-		}
-		if a, err := netip.ParseAddr(h.Addr); err == nil {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
 // DeleteNetwork removes the network's devices here, unless another Docker
 // network still uses the same cluster network.
 func (d *Driver) DeleteNetwork(req *netplugin.DeleteNetworkRequest) error {
@@ -204,16 +186,11 @@ func (d *Driver) DeleteNetwork(req *netplugin.DeleteNetworkRequest) error {
 func (d *Driver) segment(name string) (Segment, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	resp, err := d.Cluster.Networks(ctx)
+	n, err := d.Cluster.Network(ctx, name)
 	if err != nil {
-		return Segment{}, fmt.Errorf("list cluster networks: %w", err)
+		return Segment{}, fmt.Errorf("cluster network %s: %w", name, err)
 	}
-	for _, n := range resp.Networks {
-		if n.Name == name {
-			return segmentOf(n)
-		}
-	}
-	return Segment{}, fmt.Errorf("no cluster network %q", name)
+	return segmentOf(*n)
 }
 
 // AllocateNetwork and FreeNetwork are for global-scope drivers (Swarm).
@@ -282,9 +259,9 @@ func endpointTask(opts map[string]any) string {
 // task's: clusteripam hands an address to whoever asks for it by number,
 // so this is where one container cannot take another task's address.
 func (d *Driver) checkOwner(ctx context.Context, network string, addr netip.Addr, task string) error {
-	n, err := d.segmentNetwork(ctx, network)
+	n, err := d.Cluster.Network(ctx, network)
 	if err != nil {
-		return err
+		return fmt.Errorf("cluster network %s: %w", network, err)
 	}
 	for _, l := range n.Leases {
 		if l.Addr == addr.String() && !strings.HasPrefix(l.Task, adHocPrefix) && l.Task != task {
@@ -292,20 +269,6 @@ func (d *Driver) checkOwner(ctx context.Context, network string, addr netip.Addr
 		}
 	}
 	return nil
-}
-
-// segmentNetwork is the cluster network named name, with its leases.
-func (d *Driver) segmentNetwork(ctx context.Context, name string) (*api.Network, error) {
-	resp, err := d.Cluster.Networks(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list cluster networks: %w", err)
-	}
-	for _, n := range resp.Networks {
-		if n.Name == name {
-			return &n, nil
-		}
-	}
-	return nil, fmt.Errorf("no cluster network %q", name)
 }
 
 // Join makes the endpoint's veth pair; Docker moves the returned end into

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/store"
 )
 
@@ -22,34 +23,27 @@ const resyncInterval = 5 * time.Second
 // for the endpoints on other hosts, where the store says they are now.
 // That is how a moved endpoint is found at its new host.
 func (d *Driver) Reconcile(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	nets, err := d.Cluster.Networks(ctx)
 	if err != nil {
 		return fmt.Errorf("list cluster networks: %w", err)
 	}
-	hosts, err := d.Cluster.Hosts(ctx, true)
+	return d.reconcile(ctx, nets.Networks)
+}
+
+// reconcile is Reconcile with the cluster networks already listed.
+func (d *Driver) reconcile(ctx context.Context, nets []api.Network) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	addrOf, peers, err := d.hostAddresses(ctx)
 	if err != nil {
-		return fmt.Errorf("list hosts: %w", err)
-	}
-	addrOf := map[string]netip.Addr{}
-	var peers []netip.Addr
-	for _, h := range hosts.Hosts {
-		a, err := netip.ParseAddr(h.Addr)
-		if err != nil {
-			continue
-		}
-		addrOf[h.Name] = a
-		if h.Name != d.Host && h.State == store.HostUp {
-			peers = append(peers, a)
-		}
+		return err
 	}
 	local := map[string]bool{}
 	for _, name := range d.State.Networks() {
 		local[name] = true
 	}
 	var errs []error
-	for _, n := range nets.Networks {
+	for _, n := range nets {
 		if !local[n.Name] {
 			continue
 		}
@@ -79,21 +73,37 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// hostAddresses reads every host's address, and the peers among them:
+// the other hosts that are up, which a network's flooding goes to.
+func (d *Driver) hostAddresses(ctx context.Context) (addrOf map[string]netip.Addr, peers []netip.Addr, err error) {
+	resp, err := d.Cluster.Hosts(ctx, true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list hosts: %w", err)
+	}
+	addrOf = map[string]netip.Addr{}
+	for _, h := range resp.Hosts {
+		a, err := netip.ParseAddr(h.Addr)
+		if err != nil {
+			continue
+		}
+		addrOf[h.Name] = a
+		if h.Name != d.Host && h.State == store.HostUp {
+			peers = append(peers, a)
+		}
+	}
+	return addrOf, peers, nil
+}
+
 // Follow reconciles at once whenever changed fires (the store changed),
 // and every resyncInterval anyway, until ctx ends; after each pass it
-// calls also (if not nil), which keeps what else follows the store
-// (the name service) in line too.
-func (d *Driver) Follow(ctx context.Context, changed <-chan struct{}, also func(context.Context) error) {
+// calls also (if not nil) with the networks it listed, to keep what else
+// follows the store (the name service) in line too.
+func (d *Driver) Follow(ctx context.Context, changed <-chan struct{}, also func(context.Context, []api.Network) error) {
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
 	for {
-		if err := d.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := d.pass(ctx, also); err != nil && ctx.Err() == nil {
 			d.Log.Warn("network data plane", "err", err)
-		}
-		if also != nil {
-			if err := also(ctx); err != nil && ctx.Err() == nil {
-				d.Log.Warn("network names", "err", err)
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -102,4 +112,17 @@ func (d *Driver) Follow(ctx context.Context, changed <-chan struct{}, also func(
 		case <-tick.C:
 		}
 	}
+}
+
+// pass is one of Follow's passes, the networks listed once for both.
+func (d *Driver) pass(ctx context.Context, also func(context.Context, []api.Network) error) error {
+	nets, err := d.Cluster.Networks(ctx)
+	if err != nil {
+		return fmt.Errorf("list cluster networks: %w", err)
+	}
+	err = d.reconcile(ctx, nets.Networks)
+	if also != nil {
+		err = errors.Join(err, also(ctx, nets.Networks))
+	}
+	return err
 }
