@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/docker/docker/api/types/network"
 
@@ -20,15 +19,7 @@ import (
 // the container's DNS at the network's gateway, where the agents answer
 // the services' names, and frees a task's addresses when the task is gone.
 
-// Docker drivers of cluster networks, as agents serve them.
-const (
-	clusterNetDriver  = "clusternet"
-	clusterIPAMDriver = "clusteripam"
-	// endpointTaskOpt names an endpoint's task (agent/network.OptTask).
-	endpointTaskOpt = "io.clusterctl.task"
-)
-
-func isClusterNet(n spec.Network) bool { return n.Driver == clusterNetDriver }
+func isClusterNet(n spec.Network) bool { return n.Driver == networks.DriverName }
 
 // clusterNetwork records n in the store (or finds it) and returns the
 // create call every host makes for its Docker side: the cluster network's
@@ -46,7 +37,7 @@ func (o *Orchestrator) clusterNetwork(app spec.App, n spec.Network) (network.Cre
 		return network.CreateOptions{}, cn, fmt.Errorf("cluster network %s: %w", n.DockerName, err)
 	}
 	opts := app.NetworkCreate(n)
-	opts.IPAM = &network.IPAM{Driver: clusterIPAMDriver, Config: []network.IPAMConfig{{Subnet: cn.Subnet}}}
+	opts.IPAM = &network.IPAM{Driver: networks.IPAMDriverName, Config: []network.IPAMConfig{{Subnet: cn.Subnet}}}
 	return opts, cn, nil
 }
 
@@ -82,7 +73,7 @@ func (o *Orchestrator) leaseAddresses(app spec.App, t store.Task, cfg *spec.Cont
 		if ep.DriverOpts == nil {
 			ep.DriverOpts = map[string]string{}
 		}
-		ep.DriverOpts[endpointTaskOpt] = t.ID // the driver refuses the address to any other endpoint
+		ep.DriverOpts[networks.EndpointTaskOpt] = t.ID // the driver refuses the address to any other endpoint
 		cn, _ := o.opts.Store.View().Network(n.DockerName)
 		if cn.Gateway != "" && !slices.Contains(cfg.Host.DNS, cn.Gateway) {
 			cfg.Host.DNS = append(cfg.Host.DNS, cn.Gateway)
@@ -102,7 +93,7 @@ func (o *Orchestrator) releaseLeases(v *store.View) {
 	}
 	defer o.removeAppNetworks()
 	for _, l := range v.Leases("") {
-		if strings.HasPrefix(l.TaskID, "docker:") {
+		if networks.IsAdHoc(l.TaskID) {
 			continue
 		}
 		if _, ok := v.Task(l.TaskID); ok {

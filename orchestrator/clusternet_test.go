@@ -13,7 +13,7 @@ import (
 // clusterApp is the mock app with its network on clusternet.
 func clusterApp() spec.App {
 	app := specmock.App()
-	app.Networks[0].Driver = clusterNetDriver
+	app.Networks[0].Driver = networks.DriverName
 	app.Networks[0].IPAM = spec.IPAM{}
 	for i := range app.Services {
 		for j := range app.Services[i].Networks {
@@ -35,7 +35,7 @@ func TestClusterNetworkAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.Driver != clusterNetDriver || opts.IPAM == nil || opts.IPAM.Driver != clusterIPAMDriver || opts.IPAM.Config[0].Subnet != cn.Subnet {
+	if opts.Driver != networks.DriverName || opts.IPAM == nil || opts.IPAM.Driver != networks.IPAMDriverName || opts.IPAM.Config[0].Subnet != cn.Subnet {
 		t.Fatalf("docker network create options %+v for cluster network %+v", opts, cn)
 	}
 	task := mock.Task()
@@ -82,7 +82,7 @@ func TestClusterNetworkPreferredAddress(t *testing.T) {
 	h := newHarness(t, 2)
 	h.o.opts.Networks = networks.New(h.store, h.apply, nil)
 	app := specmock.App() // db has ipv4_address 10.10.0.5 in 10.10.0.0/24
-	app.Networks[0].Driver = clusterNetDriver
+	app.Networks[0].Driver = networks.DriverName
 	if _, _, err := h.o.clusterNetwork(app, app.Networks[0]); err != nil {
 		t.Fatal(err)
 	}

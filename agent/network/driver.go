@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 
 	netplugin "github.com/docker/go-plugins-helpers/network"
@@ -18,7 +17,7 @@ import (
 
 // DriverName is the network plugin's name: Docker finds it as
 // /run/docker/plugins/clusternet.sock.
-const DriverName = "clusternet"
+const DriverName = networks.DriverName
 
 // Plane is the host's data plane for cluster networks (package
 // dataplane): a bridge and a VXLAN device per network, veth pairs for
@@ -242,11 +241,8 @@ func (d *Driver) CreateEndpoint(req *netplugin.CreateEndpointRequest) (*netplugi
 	return resp, nil
 }
 
-// OptTask is the endpoint driver option (docker network connect
-// --driver-opt, EndpointSettings.DriverOpts) naming the task an endpoint is
-// for: the placement code sets it, and a task's address is refused to an
-// endpoint of anything else.
-const OptTask = "io.clusterctl.task"
+// OptTask is the endpoint driver option naming an endpoint's task.
+const OptTask = networks.EndpointTaskOpt
 
 // endpointTask reads OptTask from CreateEndpoint's options: Docker passes
 // an endpoint's driver options there as they are.
@@ -264,7 +260,7 @@ func (d *Driver) checkOwner(ctx context.Context, network string, addr netip.Addr
 		return fmt.Errorf("cluster network %s: %w", network, err)
 	}
 	for _, l := range n.Leases {
-		if l.Addr == addr.String() && !strings.HasPrefix(l.Task, adHocPrefix) && l.Task != task {
+		if l.Addr == addr.String() && !networks.IsAdHoc(l.Task) && l.Task != task {
 			return fmt.Errorf("address %s of network %s is leased to task %s", addr, network, l.Task)
 		}
 	}

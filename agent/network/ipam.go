@@ -11,17 +11,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 
 	ipamplugin "github.com/docker/go-plugins-helpers/ipam"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/networks"
 )
 
 // IPAMDriverName is the IPAM plugin's name: Docker finds it as
 // /run/docker/plugins/clusteripam.sock.
-const IPAMDriverName = "clusteripam"
+const IPAMDriverName = networks.IPAMDriverName
 
 // Options Docker and users pass to the IPAM driver.
 const (
@@ -34,9 +34,6 @@ const (
 	gatewayAddress     = "com.docker.network.gateway"
 )
 
-// adHocPrefix marks the owner of an address Docker asked for outside any
-// task (docker run on its own): freed when Docker releases it.
-const adHocPrefix = "docker:"
 
 // callTimeout bounds one plugin call's work: Docker waits for it.
 const callTimeout = 30 * time.Second
@@ -143,7 +140,7 @@ func (d *IPAM) RequestAddress(req *ipamplugin.RequestAddressRequest) (*ipamplugi
 	}
 	if req.Address != "" {
 		for _, l := range n.Leases {
-			if l.Addr == req.Address && !strings.HasPrefix(l.Task, adHocPrefix) {
+			if l.Addr == req.Address && !networks.IsAdHoc(l.Task) {
 				return addressResponse(l.Addr, subnet) // a task's: its container asks for it
 			}
 		}
@@ -160,7 +157,7 @@ func (d *IPAM) RequestAddress(req *ipamplugin.RequestAddressRequest) (*ipamplugi
 func (d *IPAM) adHocOwner() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return adHocPrefix + d.Host + ":" + hex.EncodeToString(b)
+	return networks.AdHocOwner(d.Host, hex.EncodeToString(b))
 }
 
 func addressResponse(addr string, subnet netip.Prefix) (*ipamplugin.RequestAddressResponse, error) {
@@ -184,7 +181,7 @@ func (d *IPAM) ReleaseAddress(req *ipamplugin.ReleaseAddressRequest) error {
 		return fmt.Errorf("cluster network %s: %w", req.PoolID, err)
 	}
 	for _, l := range n.Leases {
-		if l.Addr == req.Address && strings.HasPrefix(l.Task, adHocPrefix) {
+		if l.Addr == req.Address && networks.IsAdHoc(l.Task) {
 			if err := d.Cluster.ReleaseAddress(ctx, n.Name, l.Addr); err != nil {
 				return fmt.Errorf("release %s on %s: %w", l.Addr, n.Name, err)
 			}
