@@ -34,7 +34,6 @@ const (
 	gatewayAddress     = "com.docker.network.gateway"
 )
 
-
 // callTimeout bounds one plugin call's work: Docker waits for it.
 const callTimeout = 30 * time.Second
 
