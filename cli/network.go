@@ -60,26 +60,8 @@ func printNetworks(w io.Writer, nets []api.Network) error {
 }
 
 func newNetworkInspectCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NETWORK...",
-		Short: "Show cluster networks as JSON, with each lease's task and the host of its endpoint",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.apiClient()
-			if err != nil {
-				return err
-			}
-			out := []api.Network{}
-			for _, name := range args {
-				n, err := c.Network(cmd.Context(), name)
-				if err != nil {
-					return fmt.Errorf("network inspect %s: %w", name, err)
-				}
-				out = append(out, *n)
-			}
-			return printJSON(cmd.OutOrStdout(), out)
-		},
-	}
+	return newInspectCmd(g, "inspect NETWORK...", "Show cluster networks as JSON, with each lease's task and the host of its endpoint",
+		"network", (*api.Client).Network)
 }
 
 func newNetworkCreateCmd(g *globals) *cobra.Command {
@@ -112,22 +94,6 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 }
 
 func newNetworkRmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm NETWORK...",
-		Short: "Remove cluster networks (refused while a task holds one of its addresses)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.apiClient()
-			if err != nil {
-				return err
-			}
-			for _, name := range args {
-				if err := c.RemoveNetwork(cmd.Context(), name); err != nil {
-					return fmt.Errorf("network rm %s: %w", name, err)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return nil
-		},
-	}
+	return newRmCmd(g, "rm NETWORK...", "Remove cluster networks (refused while a task holds one of its addresses)",
+		"network", (*api.Client).RemoveNetwork)
 }

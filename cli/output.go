@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/clusterctl/clusterctl/api"
 )
 
 // outputFlag adds -o to a command that can print JSON.
@@ -54,4 +57,49 @@ func labels(m map[string]string) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ",")
+}
+
+// newInspectCmd is an `inspect NAME...` command that prints the objects
+// get returns as one JSON array (what docker inspect does); get and rm
+// below are api.Client methods, as method expressions.
+func newInspectCmd[T any](g *globals, use, short, what string, get func(c *api.Client, ctx context.Context, name string) (*T, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			out := []T{}
+			for _, name := range args {
+				v, err := get(c, cmd.Context(), name)
+				if err != nil {
+					return fmt.Errorf("%s inspect %s: %w", what, name, err)
+				}
+				out = append(out, *v)
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+}
+
+// newRmCmd is an `rm NAME...` command that removes each object in turn,
+// printing its name, and stops at the first refusal.
+func newRmCmd(g *globals, use, short, what string, rm func(c *api.Client, ctx context.Context, name string) error) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				if err := rm(c, cmd.Context(), name); err != nil {
+					return fmt.Errorf("%s rm %s: %w", what, name, err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), name)
+			}
+			return nil
+		},
+	}
 }

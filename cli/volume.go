@@ -82,27 +82,7 @@ func volumeSize(v api.Volume) string {
 }
 
 func newVolumeInspectCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "inspect VOLUME...",
-		Short: "Show cluster volumes as JSON",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.apiClient()
-			if err != nil {
-				return err
-			}
-			out := []api.Volume{}
-			for _, name := range args {
-				v, err := c.Volume(cmd.Context(), name)
-				if err != nil {
-					return fmt.Errorf("volume inspect %s: %w", name, err)
-				}
-				out = append(out, *v)
-			}
-			return printJSON(cmd.OutOrStdout(), out)
-		},
-	}
-	return cmd
+	return newInspectCmd(g, "inspect VOLUME...", "Show cluster volumes as JSON", "volume", (*api.Client).Volume)
 }
 
 func newVolumeCreateCmd(g *globals) *cobra.Command {
@@ -136,22 +116,6 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 }
 
 func newVolumeRmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm VOLUME...",
-		Short: "Remove cluster volumes and their data (refused while a container uses one)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.apiClient()
-			if err != nil {
-				return err
-			}
-			for _, name := range args {
-				if err := c.RemoveVolume(cmd.Context(), name); err != nil {
-					return fmt.Errorf("volume rm %s: %w", name, err)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return nil
-		},
-	}
+	return newRmCmd(g, "rm VOLUME...", "Remove cluster volumes and their data (refused while a container uses one)",
+		"volume", (*api.Client).RemoveVolume)
 }
