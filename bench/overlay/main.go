@@ -73,14 +73,7 @@ type bench struct {
 	cli   benchcli.CLI
 	runs  int
 	self  string
-	hosts map[string]labHost
-}
-
-// labHost is a host of `clusterctl lab status -o json`.
-type labHost struct {
-	Name         string `json:"name"`
-	Addr         string `json:"addr"`
-	DockerSocket string `json:"docker_socket"`
+	hosts map[string]benchcli.LabHost
 }
 
 // result is what `overlay client` reports.
@@ -102,7 +95,7 @@ func (b *bench) run(images string) error {
 	if _, err := b.cli.Run("lab", "up", "--hosts", "3", "--images", images); err != nil {
 		return err
 	}
-	if err := b.readHosts(); err != nil {
+	if b.hosts, err = b.cli.LabHosts(); err != nil {
 		return err
 	}
 	if _, err := b.cli.Run("network", "create", netName, "--subnet", subnet); err != nil {
@@ -130,23 +123,6 @@ func (b *bench) run(images string) error {
 		return err
 	}
 	b.print(over, under, reach)
-	return nil
-}
-
-// readHosts reads the lab's hosts.
-func (b *bench) readHosts() error {
-	out, err := b.cli.RunStdout("lab", "status", "-o", "json")
-	if err != nil {
-		return err
-	}
-	var st struct{ Hosts []labHost }
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return fmt.Errorf("lab status -o json: %w", err)
-	}
-	b.hosts = map[string]labHost{}
-	for _, h := range st.Hosts {
-		b.hosts[h.Name] = h
-	}
 	return nil
 }
 
@@ -311,17 +287,9 @@ func (b *bench) print(over, under sample, reach []time.Duration) {
 	fmt.Printf("| round trip p99 | %s | %s | %.2fx |\n", us(over.rtt99), us(under.rtt99), float64(over.rtt99)/float64(under.rtt99))
 	med := benchcli.Percentile(reach, 50)
 	fmt.Printf("\nendpoint re-created on another host with the same address: reachable again %s after its container runs (median of %d; all: %v)\n\n", us(med), len(reach), reach)
-	verdict("overlay throughput at least 70% of the hosts'", over.bytesPerSec/under.bytesPerSec >= throughputTarget, fmt.Sprintf("%.2fx", over.bytesPerSec/under.bytesPerSec))
-	verdict("overlay round trip under 2x the hosts'", float64(over.rtt50)/float64(under.rtt50) < rttTarget, fmt.Sprintf("%.2fx", float64(over.rtt50)/float64(under.rtt50)))
-	verdict("moved endpoint reachable again under 1 s", med < reachTarget, us(med))
-}
-
-func verdict(what string, ok bool, got string) {
-	v := "met"
-	if !ok {
-		v = "MISSED"
-	}
-	fmt.Printf("target: %s: %s (%s)\n", what, v, got)
+	benchcli.PrintTarget("overlay throughput at least 70% of the hosts'", over.bytesPerSec/under.bytesPerSec >= throughputTarget, fmt.Sprintf("%.2fx", over.bytesPerSec/under.bytesPerSec))
+	benchcli.PrintTarget("overlay round trip under 2x the hosts'", float64(over.rtt50)/float64(under.rtt50) < rttTarget, fmt.Sprintf("%.2fx", float64(over.rtt50)/float64(under.rtt50)))
+	benchcli.PrintTarget("moved endpoint reachable again under 1 s", med < reachTarget, us(med))
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }

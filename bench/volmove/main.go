@@ -69,9 +69,10 @@ func main() {
 }
 
 type bench struct {
-	cli  benchcli.CLI
-	runs int
-	size int64
+	cli   benchcli.CLI
+	runs  int
+	size  int64
+	hosts map[string]benchcli.LabHost
 }
 
 func (b *bench) run(images string) error {
@@ -79,6 +80,10 @@ func (b *bench) run(images string) error {
 		return err
 	}
 	if _, err := b.cli.Run("lab", "up", "--hosts", "2", "--images", images); err != nil {
+		return err
+	}
+	var err error
+	if b.hosts, err = b.cli.LabHosts(); err != nil {
 		return err
 	}
 	cp, err := b.copyBackend()
@@ -334,19 +339,11 @@ func (b *bench) print(cp copyResult, blk []blockResult) {
 		fmt.Printf("| %d GiB | %s | %s | %s | %s | %.3fx |\n", r.sizeGiB, sec(r.detach), sec(r.attach), sec(r.total), sec(cp.tar), ratio(r.total, cp.tar))
 	}
 	fmt.Println()
-	verdict("final sync under 0.5 s", cp.finalSync < finalSyncTarget, sec(cp.finalSync))
-	verdict("full-copy throughput at least 70% of the tar stream's", ratio(cp.tar, cp.fullCopy) >= throughputTarget, fmt.Sprintf("%.2fx", ratio(cp.tar, cp.fullCopy)))
+	benchcli.PrintTarget("final sync under 0.5 s", cp.finalSync < finalSyncTarget, sec(cp.finalSync))
+	benchcli.PrintTarget("full-copy throughput at least 70% of the tar stream's", ratio(cp.tar, cp.fullCopy) >= throughputTarget, fmt.Sprintf("%.2fx", ratio(cp.tar, cp.fullCopy)))
 	for _, r := range blk {
-		verdict(fmt.Sprintf("block detach + attach under 1 s at %d GiB", r.sizeGiB), r.total < blockTarget, sec(r.total))
+		benchcli.PrintTarget(fmt.Sprintf("block detach + attach under 1 s at %d GiB", r.sizeGiB), r.total < blockTarget, sec(r.total))
 	}
-}
-
-func verdict(what string, ok bool, got string) {
-	v := "met"
-	if !ok {
-		v = "MISSED"
-	}
-	fmt.Printf("target: %s: %s (%s)\n", what, v, got)
 }
 
 func ms(n int64) time.Duration               { return time.Duration(n) * time.Millisecond }

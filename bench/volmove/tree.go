@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -58,37 +57,12 @@ func changeTree(dir string, n int64, seed int) error {
 	return nil
 }
 
-// labHost is a host of `clusterctl lab status -o json`.
-type labHost struct {
-	Name string `json:"name"`
-	Addr string `json:"addr"`
-	PID  int    `json:"pid"` // its dockerd's, in its namespaces
-}
-
-// host reads a host from the lab's status.
-func (b *bench) host(name string) (labHost, error) {
-	out, err := b.cli.RunStdout("lab", "status", "-o", "json")
-	if err != nil {
-		return labHost{}, err
-	}
-	var st struct{ Hosts []labHost }
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return labHost{}, fmt.Errorf("lab status -o json: %w", err)
-	}
-	for _, h := range st.Hosts {
-		if h.Name == name {
-			return h, nil
-		}
-	}
-	return labHost{}, fmt.Errorf("no lab host %s", name)
-}
-
 // hostPath is path as the root namespace reaches it inside a host's mount
 // namespace (where block volumes are mounted): through its dockerd.
 func (b *bench) hostPath(host, path string) (string, error) {
-	h, err := b.host(host)
-	if err != nil {
-		return "", err
+	h, ok := b.hosts[host]
+	if !ok {
+		return "", fmt.Errorf("no lab host %s", host)
 	}
 	return filepath.Join("/proc", strconv.Itoa(h.PID), "root", path), nil
 }

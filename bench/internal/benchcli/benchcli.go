@@ -3,6 +3,7 @@
 package benchcli
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -65,4 +66,39 @@ func Percentile(d []time.Duration, p int) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// PrintTarget prints one target's verdict line: "target: WHAT: met (GOT)"
+// or MISSED.
+func PrintTarget(what string, ok bool, got string) {
+	v := "met"
+	if !ok {
+		v = "MISSED"
+	}
+	fmt.Printf("target: %s: %s (%s)\n", what, v, got)
+}
+
+// LabHost is a host of `clusterctl lab status -o json`.
+type LabHost struct {
+	Name         string `json:"name"`
+	Addr         string `json:"addr"`
+	DockerSocket string `json:"docker_socket"`
+	PID          int    `json:"pid"` // its dockerd's, in its namespaces
+}
+
+// LabHosts reads the lab's hosts by name.
+func (c CLI) LabHosts() (map[string]LabHost, error) {
+	out, err := c.RunStdout("lab", "status", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var st struct{ Hosts []LabHost }
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return nil, fmt.Errorf("lab status -o json: %w", err)
+	}
+	hosts := map[string]LabHost{}
+	for _, h := range st.Hosts {
+		hosts[h.Name] = h
+	}
+	return hosts, nil
 }
