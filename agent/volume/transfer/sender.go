@@ -325,30 +325,32 @@ func (s *Sender) commit(ctx context.Context, t target, volume, srcDir string) er
 // the pre-copy rounds: the commit, which runs while the volume's writer is
 // stopped, then flushes only what the last round wrote.
 func (s *Sender) Flush(ctx context.Context, targetURL, volume string) error {
-	t, err := newTarget(targetURL, volume)
-	if err != nil {
-		return fmt.Errorf("flush volume %s: %w", volume, err)
-	}
-	resp, err := s.call(ctx, t, http.MethodPost, "/flush", nil)
-	if err != nil {
-		return fmt.Errorf("flush volume %s on %s: %w", volume, t.host, err)
-	}
-	resp.Body.Close()
-	return nil
+	_, err := s.bodiless(ctx, "flush", http.MethodPost, targetURL, volume, "/flush")
+	return err
 }
 
 // Abort makes the target drop its staging copy of volume; dropping none
 // is fine, so Abort may be repeated.
 func (s *Sender) Abort(ctx context.Context, targetURL, volume string) error {
+	t, err := s.bodiless(ctx, "abort", http.MethodDelete, targetURL, volume, "")
+	if err == nil {
+		s.resetRounds(t.key)
+	}
+	return err
+}
+
+// bodiless sends a request without a body for volume to the target at
+// targetURL, where suffix follows the volume's path; what names it in
+// errors.
+func (s *Sender) bodiless(ctx context.Context, what, method, targetURL, volume, suffix string) (target, error) {
 	t, err := newTarget(targetURL, volume)
 	if err != nil {
-		return fmt.Errorf("abort volume %s: %w", volume, err)
+		return t, fmt.Errorf("%s volume %s: %w", what, volume, err)
 	}
-	resp, err := s.call(ctx, t, http.MethodDelete, "", nil)
+	resp, err := s.call(ctx, t, method, suffix, nil)
 	if err != nil {
-		return fmt.Errorf("abort volume %s on %s: %w", volume, t.host, err)
+		return t, fmt.Errorf("%s volume %s on %s: %w", what, volume, t.host, err)
 	}
 	resp.Body.Close()
-	s.resetRounds(t.key)
-	return nil
+	return t, nil
 }
