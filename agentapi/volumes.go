@@ -39,29 +39,24 @@ type VolumeProgress struct {
 
 // SyncRequest asks the agent holding a copy volume to bring target's copy
 // up to date (POST /v1/volumes/{name}/sync). Without Final it runs
-// pre-copy rounds, the volume may be in use, until one sends at most
-// SmallDelta bytes (or MaxRounds ran); with Final it refuses while a
+// pre-copy rounds, the volume may be in use, until one sends little (or a
+// few ran) and the target flushes its copy; with Final it refuses while a
 // container here mounts the volume, runs one last round and has the
 // target verify and switch its copy in.
 type SyncRequest struct {
 	Target     string `json:"target"` // the target agent's API (http://addr:port)
 	TargetHost string `json:"target_host"`
 	Final      bool   `json:"final,omitempty"`
-	SmallDelta int64  `json:"small_delta,omitempty"`
-	MaxRounds  int    `json:"max_rounds,omitempty"`
 }
 
 // SyncResult sums up a sync.
 type SyncResult struct {
-	Rounds         int   `json:"rounds"`
-	Files          int   `json:"files"`
-	Bytes          int64 `json:"bytes"`      // the volume's size
-	BytesSent      int64 `json:"bytes_sent"` // over every round
-	LastRoundBytes int64 `json:"last_round_bytes"`
-	Resent         int   `json:"resent,omitempty"` // chunks resent after a checksum mismatch
-	DurationMS     int64 `json:"duration_ms"`
-	FlushMS        int64 `json:"flush_ms,omitempty"`  // pre-copy: making the target's copy durable
-	CommitMS       int64 `json:"commit_ms,omitempty"` // final: the target's check and switch-in
+	Rounds    int   `json:"rounds"`
+	Files     int   `json:"files"`
+	Bytes     int64 `json:"bytes"`              // the volume's size
+	BytesSent int64 `json:"bytes_sent"`         // over every round
+	Resent    int   `json:"resent,omitempty"`   // chunks resent after a checksum mismatch
+	FlushMS   int64 `json:"flush_ms,omitempty"` // pre-copy: making the target's copy durable
 }
 
 // SyncEvent is one line of a sync's answer: progress, then a result or

@@ -1,7 +1,6 @@
 package volume
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,11 +16,12 @@ import (
 	"github.com/clusterctl/clusterctl/volumes"
 )
 
-// Pre-copy stops once a round sends at most this much (or maxRounds ran):
-// the final round, with the writer stopped, then has little left to send.
+// Pre-copy stops once a round sends at most smallDelta (or maxRounds
+// ran): the final round, with the writer stopped, then has little left to
+// send.
 const (
-	defaultSmallDelta = 16 << 20
-	defaultMaxRounds  = 6
+	smallDelta = 16 << 20
+	maxRounds  = 6
 )
 
 // transferIdle is how long a transfer connection may stay silent before
@@ -99,10 +99,10 @@ func (d *Driver) Sync(ctx context.Context, name string, req agentapi.SyncRequest
 	if err := d.rounds(ctx, name, req, report, res); err != nil {
 		return nil, syncFailure(name, req.TargetHost, err)
 	}
-	t := time.Now()
 	if !req.Final {
 		// Durability is paid now, while the volume may still be in use,
 		// not by the final sync, which runs while its writer is stopped.
+		t := time.Now()
 		if err := d.send.Flush(ctx, req.Target, name); err != nil {
 			return nil, syncFailure(name, req.TargetHost, err)
 		}
@@ -114,9 +114,7 @@ func (d *Driver) Sync(ctx context.Context, name string, req agentapi.SyncRequest
 		if err := d.send.Commit(ctx, req.Target, name, src); err != nil {
 			return nil, syncFailure(name, req.TargetHost, err)
 		}
-		res.CommitMS = time.Since(t).Milliseconds()
 	}
-	res.DurationMS = time.Since(start).Milliseconds()
 	d.cfg.Log.Info("volume synced", "volume", name, "target", req.TargetHost, "final", req.Final,
 		"rounds", res.Rounds, "bytes_sent", res.BytesSent, "took", time.Since(start))
 	return res, nil
@@ -125,11 +123,11 @@ func (d *Driver) Sync(ctx context.Context, name string, req agentapi.SyncRequest
 // rounds runs the rounds a sync asks for, adding them up in res: one when
 // final, otherwise until one sends little enough.
 func (d *Driver) rounds(ctx context.Context, name string, req agentapi.SyncRequest, report func(transfer.Progress), res *agentapi.SyncResult) error {
-	small, maxRounds := cmp.Or(req.SmallDelta, defaultSmallDelta), cmp.Or(req.MaxRounds, defaultMaxRounds)
+	rounds := maxRounds
 	if req.Final {
-		maxRounds = 1
+		rounds = 1
 	}
-	for range maxRounds {
+	for range rounds {
 		st, err := d.send.Round(ctx, req.Target, name, d.path(name), report)
 		if err != nil {
 			return err
@@ -137,9 +135,8 @@ func (d *Driver) rounds(ctx context.Context, name string, req agentapi.SyncReque
 		res.Rounds++
 		res.Files, res.Bytes = st.Files, st.Bytes
 		res.BytesSent += st.BytesSent
-		res.LastRoundBytes = st.BytesSent
 		res.Resent += st.Resent
-		if st.BytesSent <= small {
+		if st.BytesSent <= smallDelta {
 			break
 		}
 	}
