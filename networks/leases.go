@@ -27,26 +27,20 @@ func (m *Manager) Lease(network, owner, preferred string) (store.IPLease, error)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for range conflictRetries {
-		l, err := m.decideLease(m.store.View(), network, owner, want)
-		if err != nil || l.ModifyIndex != 0 {
-			return l, err
+	var l store.IPLease
+	// A conflict means another lease took the address meanwhile: deciding
+	// again refuses a preferred one, or picks the next free one.
+	index, err := store.Retry(m.store, m.apply, conflictRetries, "addresses of network "+network, func(v *store.View) ([]byte, error) {
+		var err error
+		if l, err = m.decideLease(v, network, owner, want); err != nil || l.ModifyIndex != 0 {
+			return nil, err
 		}
-		index, err := m.apply(encode(store.CmdPutLease, l))
-		if errors.Is(err, store.ErrConflict) {
-			if want.IsValid() {
-				// The store refused: another task took it meanwhile.
-				return store.IPLease{}, store.Refuse(store.ErrConflict, "address %s of network %s is leased to another task", want, network)
-			}
-			continue // another lease took the lowest free address: the next one
-		}
-		if err != nil {
-			return l, fmt.Errorf("lease on %s: %w", network, err)
-		}
+		return encode(store.CmdPutLease, l), nil
+	})
+	if index != 0 {
 		l.ModifyIndex = index
-		return l, nil
 	}
-	return store.IPLease{}, store.Refuse(store.ErrConflict, "addresses of network %s kept changing under %d attempts", network, conflictRetries)
+	return l, err
 }
 
 // decideLease picks the lease to put: the owner's own (returned with its
@@ -143,24 +137,20 @@ func (m *Manager) ReleaseTask(taskID string) error {
 func (m *Manager) SetEndpointHost(network, addr, host string) (store.IPLease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for range conflictRetries {
-		l, ok := m.store.View().Lease(network, addr)
-		if !ok {
-			return l, store.Refuse(store.ErrNotFound, "address %s of network %s is not leased", addr, network)
+	var l store.IPLease
+	index, err := store.Retry(m.store, m.apply, conflictRetries, "address "+addr+" of network "+network, func(v *store.View) ([]byte, error) {
+		var ok bool
+		if l, ok = v.Lease(network, addr); !ok {
+			return nil, store.Refuse(store.ErrNotFound, "address %s of network %s is not leased", addr, network)
 		}
 		if l.Host == host {
-			return l, nil
+			return nil, nil
 		}
 		l.Host = host
-		index, err := m.apply(encode(store.CmdPutLease, l))
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return l, fmt.Errorf("endpoint of %s on %s: %w", addr, network, err)
-		}
+		return encode(store.CmdPutLease, l), nil
+	})
+	if index != 0 {
 		l.ModifyIndex = index
-		return l, nil
 	}
-	return store.IPLease{}, store.Refuse(store.ErrConflict, "address %s of network %s kept changing", addr, network)
+	return l, err
 }

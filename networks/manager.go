@@ -12,8 +12,6 @@ package networks
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -229,29 +227,17 @@ func (m *Manager) Remove(name string) error {
 func (m *Manager) retry(decide func(*store.View) (store.Network, []byte, error)) (store.Network, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for range conflictRetries {
-		n, data, err := decide(m.store.View())
-		if err != nil || data == nil {
-			return n, err
-		}
-		index, err := m.apply(data)
-		if errors.Is(err, store.ErrConflict) {
-			m.log.Debug("network changed meanwhile: trying again", "network", n.Name, "err", err)
-			continue
-		}
-		if err != nil {
-			return n, fmt.Errorf("network %s: %w", n.Name, err)
-		}
+	var n store.Network
+	index, err := store.Retry(m.store, m.apply, conflictRetries, "networks", func(v *store.View) ([]byte, error) {
+		var data []byte
+		var err error
+		n, data, err = decide(v)
+		return data, err
+	})
+	if index != 0 {
 		n.ModifyIndex = index
-		return n, nil
 	}
-	return store.Network{}, store.Refuse(store.ErrConflict, "networks kept changing under %d attempts", conflictRetries)
+	return n, err
 }
 
-func encode(t store.CommandType, payload any) []byte {
-	b, err := store.Encode(t, payload)
-	if err != nil {
-		panic(fmt.Sprintf("networks: encode %s: %v", t, err)) // plain structs: a bug
-	}
-	return b
-}
+func encode(t store.CommandType, payload any) []byte { return store.MustEncode(t, payload) }

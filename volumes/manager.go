@@ -2,7 +2,6 @@ package volumes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -186,23 +185,17 @@ func dataHost(v *store.View, vol store.Volume) (*store.Host, error) {
 // commit (nil: nothing to commit), commits it and tries again from a new
 // view when a concurrent change made the batch's Check fail.
 func (m *Manager) retry(name string, decide func(*store.View) (store.Volume, []byte, error)) (store.Volume, error) {
-	for range conflictRetries {
-		vol, data, err := decide(m.store.View())
-		if err != nil || data == nil {
-			return vol, err
-		}
-		index, err := m.apply(data)
-		if errors.Is(err, store.ErrConflict) {
-			m.log.Debug("volume changed meanwhile: trying again", "volume", name, "err", err)
-			continue
-		}
-		if err != nil {
-			return vol, fmt.Errorf("volume %s: %w", name, err)
-		}
+	var vol store.Volume
+	index, err := store.Retry(m.store, m.apply, conflictRetries, "volume "+name, func(v *store.View) ([]byte, error) {
+		var data []byte
+		var err error
+		vol, data, err = decide(v)
+		return data, err
+	})
+	if index != 0 {
 		vol.ModifyIndex = index
-		return vol, nil
 	}
-	return store.Volume{}, store.Refuse(store.ErrConflict, "volume %s kept changing under %d attempts", name, conflictRetries)
+	return vol, err
 }
 
 // putChecked encodes [Check the volume's index, PutVolume vol].
@@ -218,13 +211,7 @@ func check(name string, index uint64) []byte {
 	return encode(store.CmdCheck, store.Check{Volumes: map[string]uint64{name: index}})
 }
 
-func encode(t store.CommandType, payload any) []byte {
-	b, err := store.Encode(t, payload)
-	if err != nil {
-		panic(fmt.Sprintf("volumes: encode %s: %v", t, err)) // plain structs: a bug
-	}
-	return b
-}
+func encode(t store.CommandType, payload any) []byte { return store.MustEncode(t, payload) }
 
 func batch(cmds ...[]byte) ([]byte, error) { return store.EncodeBatch(cmds...) }
 
