@@ -16,7 +16,7 @@ import (
 // Tool settings.
 const (
 	streamFor  = 3 * time.Second
-	roundTrips = 2000
+	roundTrips = 20000
 	reachFor   = 30 * time.Second
 	reachPoll  = 2 * time.Millisecond
 )
