@@ -5,6 +5,8 @@
 package agent
 
 import (
+	"sync"
+
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/clusterctl/clusterctl/agent/volume"
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/engine"
+	"github.com/clusterctl/clusterctl/migrate/live"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
@@ -74,6 +77,16 @@ type Agent struct {
 	docker  *client.Client
 	api     *api.Client
 	volumes *volume.Driver
+	// live is why this host cannot checkpoint containers, probed once
+	// (criu check takes a moment) and told at every registration.
+	liveOnce sync.Once
+	live     string
+}
+
+// liveRefusal probes the host's checkpoint support once.
+func (a *Agent) liveRefusal(ctx context.Context, experimental bool) string {
+	a.liveOnce.Do(func() { a.live = live.Probe(ctx, experimental) })
+	return a.live
 }
 
 // New connects to the host's Docker engine.
@@ -172,6 +185,7 @@ func (a *Agent) register(ctx context.Context) bool {
 	req := api.RegisterHost{
 		Name: a.cfg.Name, Addr: a.cfg.Addr, Docker: a.cfg.Docker, DockerVersion: info.ServerVersion,
 		Labels: a.cfg.Labels, CPUs: info.NCPU, MemoryBytes: info.MemTotal, AgentAPI: a.dataURL(),
+		LiveRefusal: a.liveRefusal(ctx, info.ExperimentalBuild),
 	}
 	if err := a.api.RegisterHost(ctx, req); err != nil {
 		a.cfg.Log.Warn("register host", "err", err)

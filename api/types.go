@@ -69,6 +69,9 @@ type RegisterHost struct {
 	// AgentAPI is the agent's own endpoint (http://addr:port) for volume
 	// operations and volume data.
 	AgentAPI string `json:"agent_api,omitempty"`
+	// LiveRefusal says why the host cannot checkpoint containers, ""
+	// if it can (see package migrate/live).
+	LiveRefusal string `json:"live_refusal,omitempty"`
 }
 
 // Heartbeat is an agent saying its host is alive, with the containers it

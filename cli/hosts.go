@@ -62,7 +62,11 @@ func hostsFromStore(cmd *cobra.Command, g *globals, output string, stale bool) e
 				running++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", h.Name, h.State, h.Addr, h.DockerVersion, running, h.CPUs, units.BytesSize(float64(h.MemoryBytes)), labels(h.Labels))
+		state := string(h.State)
+		if h.Draining {
+			state += ", draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", h.Name, state, h.Addr, h.DockerVersion, running, h.CPUs, units.BytesSize(float64(h.MemoryBytes)), labels(h.Labels))
 	}
 	return tw.Flush()
 }

@@ -53,7 +53,8 @@ running container to another host with its IP address and its data.`,
 	root.PersistentFlags().StringVar(&g.contextFlag, "context", "", "context file that says where the cluster is (default $"+contextfile.EnvVar+" or ~/.config/clusterctl/context.json)")
 	root.PersistentFlags().StringSliceVar(&g.serversFlag, "servers", nil, "managers' API addresses host:port,... (default: from the context file)")
 	root.AddCommand(newLabCmd(g), newHostsCmd(g), newStatusCmd(g), newEventsCmd(g), newServerCmd(), newAgentCmd(g),
-		newUpCmd(g), newPlanCmd(g), newPsCmd(g), newScaleCmd(g), newDownCmd(g), newLogsCmd(g), newVolumeCmd(g), newNetworkCmd(g))
+		newUpCmd(g), newPlanCmd(g), newPsCmd(g), newScaleCmd(g), newDownCmd(g), newLogsCmd(g), newVolumeCmd(g), newNetworkCmd(g),
+		newMoveCmd(g), newMovesCmd(g), newDrainCmd(g), newActivateCmd(g))
 	root.AddCommand(newBenchCmd())
 	return root
 }

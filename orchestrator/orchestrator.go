@@ -43,6 +43,10 @@ type Options struct {
 	// Networks leases tasks their addresses on cluster networks; nil
 	// refuses apps that use them.
 	Networks *networks.Manager
+	// Evacuate starts a move of a task off its host (package migrate):
+	// a stateful task whose host is down comes back elsewhere this way
+	// when its volumes can get there. Nil leaves such tasks waiting.
+	Evacuate func(taskID, reason string) error
 }
 
 // Orchestrator plans and reconciles apps. One exists per manager; Run

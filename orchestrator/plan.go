@@ -291,6 +291,12 @@ func specsOf(v *store.View) map[string]spec.App {
 // tasks desired to run on it (except those in skip) and the cluster
 // volumes it owns.
 func snapshot(v *store.View, specs map[string]spec.App, skip map[string]bool) *scheduler.Snapshot {
+	return snapshotWithout(v, specs, skip, nil)
+}
+
+// snapshotWithout is snapshot, with the volumes in free attached nowhere:
+// a move takes them along, so they must not pin the task to its host.
+func snapshotWithout(v *store.View, specs map[string]spec.App, skip, free map[string]bool) *scheduler.Snapshot {
 	managers := map[string]bool{}
 	for _, s := range v.Servers() {
 		if host, _, err := net.SplitHostPort(s.RaftAddr); err == nil {
@@ -318,12 +324,31 @@ func snapshot(v *store.View, specs map[string]spec.App, skip map[string]bool) *s
 		}
 		hs.AddTask(a.TaskSpec(svc, t.ID, t.Slot))
 	}
+	reserveMoves(v, specs, snap, skip)
 	for _, vol := range v.Volumes() {
-		if hs := snap.Host(vol.OwnerHost); hs != nil {
+		if hs := snap.Host(vol.OwnerHost); hs != nil && !free[vol.Name] {
 			hs.AttachVolume(vol.Name)
 		}
 	}
 	return snap
+}
+
+// reserveMoves counts every task that is moving on its target too: the
+// target's resources and ports are reserved from the move's start, so two
+// moves (or a move and a placement) cannot both take the last of a host.
+func reserveMoves(v *store.View, specs map[string]spec.App, snap *scheduler.Snapshot, skip map[string]bool) {
+	for _, m := range v.Moves() {
+		if !m.Active() || skip[m.TaskID] {
+			continue
+		}
+		t, ok := v.Task(m.TaskID)
+		hs := snap.Host(m.To)
+		a, okApp := specs[t.App]
+		svc, okSvc := a.Service(t.Service)
+		if ok && hs != nil && okApp && okSvc {
+			hs.AddTask(a.TaskSpec(svc, t.ID, t.Slot))
+		}
+	}
 }
 
 // batch collects the commands of one plan, behind one Check.

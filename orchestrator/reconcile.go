@@ -29,6 +29,9 @@ type pass struct {
 	// rolling-update checks look them up instead of scanning every task.
 	running map[string][]store.Task
 	apps    map[string]bool
+	// moving holds the tasks a move holds: the move (package migrate)
+	// stops, starts and removes their containers, not the reconciler.
+	moving map[string]bool
 
 	updates []store.Task // observed-state changes to commit
 	deletes []string     // tasks to forget
@@ -63,7 +66,12 @@ func (o *Orchestrator) reconcile(ctx context.Context) error {
 // newPass indexes a view for one pass.
 func newPass(v *store.View, now time.Time) *pass {
 	p := &pass{v: v, now: now, specs: specsOf(v), hosts: map[string]store.Host{}, byTask: map[string][]located{},
-		tasks: v.Tasks(""), running: map[string][]store.Task{}, apps: map[string]bool{}}
+		tasks: v.Tasks(""), running: map[string][]store.Task{}, apps: map[string]bool{}, moving: map[string]bool{}}
+	for _, m := range v.Moves() {
+		if m.Active() {
+			p.moving[m.TaskID] = true
+		}
+	}
 	for _, t := range p.tasks {
 		p.apps[t.App] = true
 		if t.DesiredState == store.TaskRunning {
@@ -88,7 +96,7 @@ func (p *pass) up(name string) bool { return p.hosts[name].State == store.HostUp
 // decide compares every task with its containers and records what to do.
 func (o *Orchestrator) decide(p *pass) {
 	for _, t := range p.tasks {
-		if o.work.busy(t.ID) || o.memory.wait(t.ID, p.now) {
+		if o.work.busy(t.ID) || o.memory.wait(t.ID, p.now) || p.moving[t.ID] {
 			continue
 		}
 		if t.DesiredState == store.TaskShutdown {
@@ -166,11 +174,47 @@ func (o *Orchestrator) decideRunning(p *pass, t store.Task, a spec.App, svc spec
 // decideLost handles a task whose host is down: a stateless one is placed
 // elsewhere; a stateful one waits for its data.
 func (o *Orchestrator) decideLost(p *pass, t store.Task, a spec.App, svc spec.Service) {
-	if vols := a.TaskSpec(svc, t.ID, t.Slot).Volumes; len(vols) > 0 {
-		p.observe(t, store.TaskLost, fmt.Sprintf("waiting for %s to come back: its cluster volume %s is attached there", t.DesiredHost, strings.Join(vols, ", ")))
+	vols := a.TaskSpec(svc, t.ID, t.Slot).Volumes
+	if len(vols) == 0 {
+		p.place = append(p.place, t)
 		return
 	}
-	p.place = append(p.place, t)
+	if o.allBlock(p.v, vols) && o.opts.Evacuate != nil {
+		o.evacuate(p, t)
+		return
+	}
+	p.observe(t, store.TaskLost, fmt.Sprintf("waiting for %s to come back: its cluster volume %s keeps its data there", t.DesiredHost, strings.Join(vols, ", ")))
+}
+
+// allBlock says whether every volume is a block volume: its image is on
+// shared storage, so it can follow the task off a host that is down.
+func (o *Orchestrator) allBlock(v *store.View, vols []string) bool {
+	for _, name := range vols {
+		if vol, ok := v.Volume(name); !ok || vol.Backend != store.VolumeBlock {
+			return false
+		}
+	}
+	return true
+}
+
+// evacuateEvery is how often a lost stateful task that could not be
+// moved yet (no host fits) tries again.
+const evacuateEvery = 5 * time.Second
+
+// evacuate moves a stateful task off its host, which is down, with its
+// block volumes and its addresses, through the same path as clusterctl
+// move.
+func (o *Orchestrator) evacuate(p *pass, t store.Task) {
+	key := "evacuate:" + t.ID
+	if o.memory.wait(key, p.now) {
+		return
+	}
+	o.memory.holdUntil(key, p.now.Add(evacuateEvery))
+	if err := o.opts.Evacuate(t.ID, "host "+t.DesiredHost+" down"); err != nil {
+		p.observe(t, store.TaskLost, fmt.Sprintf("host %s is down; moving it elsewhere failed: %v", t.DesiredHost, err))
+		return
+	}
+	o.log.Info("moving a task off a host that is down", "task", t.ID, "host", t.DesiredHost)
 }
 
 // decideCreate creates a task's container once its dependencies allow.
@@ -285,7 +329,7 @@ func (o *Orchestrator) decideRollingUpdates(p *pass) {
 			continue
 		}
 		next := slices.MinFunc(outdated, func(a, b store.Task) int { return a.Slot - b.Slot })
-		if o.work.busy(next.ID) || !p.up(next.DesiredHost) {
+		if o.work.busy(next.ID) || !p.up(next.DesiredHost) || p.moving[next.ID] {
 			continue
 		}
 		next.Version = s.Version

@@ -98,7 +98,7 @@ type slotKey struct {
 
 // NewHostState returns h with nothing placed on it yet, ready for AddTask.
 func NewHostState(h store.Host, role string) *HostState {
-	hs := &HostState{Host: h, Role: role}
+	hs := &HostState{Host: h, Role: role, Draining: h.Draining}
 	hs.init()
 	return hs
 }

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -116,6 +117,28 @@ func (s *Stack) Place(snap *Snapshot, tasks []TaskSpec) Plan {
 		}
 	}
 	return plan
+}
+
+// Fits says whether one named host can take t now, and if not, why (the
+// first rule it breaks): a move goes to the host the user chose, so the
+// answer is about that host, not the best one.
+func (s *Stack) Fits(snap *Snapshot, t TaskSpec, host string) error {
+	s.use(snap)
+	h := snap.Host(host)
+	if h == nil {
+		return fmt.Errorf("no host %q in the cluster", host)
+	}
+	if err := s.ctx.setTask(&t); err != nil {
+		return fmt.Errorf("%s: invalid task: %w", t.Name(), err)
+	}
+	clear(s.ctx.rejected)
+	if s.feasible.feasible(h) {
+		return nil
+	}
+	for reason := range s.ctx.rejected { // one host, so one reason
+		return errors.New(reason)
+	}
+	return errors.New("refused")
 }
 
 // use indexes snap unless the stack already did. The ring's position

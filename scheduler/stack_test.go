@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/store/mock"
 )
 
 // mustPlace places tasks and fails the test on any failure.
@@ -365,5 +366,22 @@ func TestRingRotates(t *testing.T) {
 	want := [][]string{{"host1", "host2", "host3"}, {"host4", "host1", "host2"}, {"host3", "host4", "host1"}}
 	if !reflect.DeepEqual(passes, want) {
 		t.Errorf("passes = %v, want %v", passes, want)
+	}
+}
+
+func TestFitsNamesTheRuleAHostBreaks(t *testing.T) {
+	hosts := mock.Hosts(2)
+	hosts[1].Draining = true
+	snap := NewSnapshot([]*HostState{NewHostState(hosts[0], RoleWorker), NewHostState(hosts[1], RoleWorker)})
+	s := NewStack(StackOptions{})
+	task := TaskSpec{ID: "t1", App: "shop", Service: "db", Slot: 1}
+	if err := s.Fits(snap, task, hosts[0].Name); err != nil {
+		t.Errorf("host1: %v, want it to fit", err)
+	}
+	if err := s.Fits(snap, task, hosts[1].Name); err == nil || err.Error() != "host is draining" {
+		t.Errorf("host2: %v, want \"host is draining\"", err)
+	}
+	if err := s.Fits(snap, task, "host9"); err == nil {
+		t.Error("an unknown host fits")
 	}
 }

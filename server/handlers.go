@@ -161,6 +161,7 @@ func (s *Server) handleRegisterHost(w http.ResponseWriter, r *http.Request) {
 	s.writeCommand(w, store.CmdRegisterHost, store.Host{
 		Name: req.Name, Addr: req.Addr, Docker: req.Docker, DockerVersion: req.DockerVersion,
 		Labels: req.Labels, CPUs: req.CPUs, MemoryBytes: req.MemoryBytes, State: store.HostUp, AgentAPI: req.AgentAPI,
+		LiveReady: req.LiveRefusal == "", LiveRefusal: req.LiveRefusal,
 	})
 }
 

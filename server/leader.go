@@ -70,6 +70,7 @@ func (s *Server) lead(ctx context.Context) {
 	}
 	s.registerSelf()
 	s.goRun(func() { s.orch.Run(ctx) })
+	s.goRun(func() { s.moves.Run(ctx) })
 	s.monitorHosts(ctx)
 }
 

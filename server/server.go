@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/migrate"
 	"github.com/clusterctl/clusterctl/networks"
 	"github.com/clusterctl/clusterctl/orchestrator"
 	"github.com/clusterctl/clusterctl/store"
@@ -41,6 +42,8 @@ type Server struct {
 	orch      *orchestrator.Orchestrator // the leader's planning and reconciling
 	vols      *volumes.Manager           // the leader's volume leases
 	nets      *networks.Manager          // the leader's networks and address leases
+	moves     *migrate.Runner            // the leader's moves
+	live      liveChecker
 	// hasState says the data dir held Raft state at start: this manager
 	// was part of a cluster already.
 	hasState bool
@@ -74,7 +77,10 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}), forwarder: transport.RoundTripper()}
 	s.vols = volumes.New(s.store, s.applyRaw, cfg.Log)
 	s.nets = networks.New(s.store, s.applyRaw, cfg.Log)
-	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log, Networks: s.nets})
+	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log, Networks: s.nets,
+		Evacuate: func(taskID, reason string) error { _, err := s.moves.Evacuate(taskID, reason); return err }})
+	s.moves = migrate.New(migrate.Options{Store: s.store, Apply: s.applyRaw, Tasks: s.orch, Volumes: s.vols, Leases: s.nets, Log: cfg.Log})
+	s.live = liveChecker{s.store}
 	// Before Raft opens the data dir (and may start an election with it):
 	// a data dir of one cluster among the managers of another is refused.
 	if err := s.checkPeersCluster(); err != nil {

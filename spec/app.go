@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,4 +127,34 @@ func Partner(s Service) string {
 		}
 	}
 	return ""
+}
+
+// StrandedMounts lists the mounts of s whose data stays on the host when
+// its container moves, one line each: bind mounts, and volumes on any
+// driver but clustervol (anonymous volumes are local-driver volumes too).
+// A move refuses such a service rather than start it elsewhere empty.
+func (a App) StrandedMounts(s Service) []string {
+	var out []string
+	for _, m := range s.Mounts {
+		switch m.Type {
+		case "bind":
+			out = append(out, fmt.Sprintf("bind mount %s: a host path, which stays on the host", m.Source))
+		case "volume":
+			v, ok := a.Volume(m.Source)
+			switch {
+			case m.Source == "" || !ok:
+				out = append(out, fmt.Sprintf("anonymous volume at %s: on the local driver, its data cannot follow the container; declare a named volume with driver: %s", m.Target, ClusterVolumeDriver))
+			case v.Driver != ClusterVolumeDriver:
+				out = append(out, fmt.Sprintf("volume %s is on the %s driver: its data cannot follow the container; declare it with driver: %s (backend copy or block) to move it", m.Source, orLocal(v.Driver), ClusterVolumeDriver))
+			}
+		}
+	}
+	return out
+}
+
+func orLocal(driver string) string {
+	if driver == "" {
+		return "local"
+	}
+	return driver
 }

@@ -39,6 +39,7 @@ const (
 	CmdBatch                                 // Batch: several commands, all or nothing
 	CmdDeleteHost                            // NameRef (host name): forget a host
 	CmdCheck                                 // Check: refuse (a batch) unless the state is as expected
+	CmdSetHostDrain                          // SetHostDrain: a host takes new tasks or not
 )
 
 // commandNames names each command type for logs and panics.
@@ -68,6 +69,7 @@ var commandNames = map[CommandType]string{
 	CmdBatch:          "batch",
 	CmdDeleteHost:     "delete-host",
 	CmdCheck:          "check",
+	CmdSetHostDrain:   "set-host-drain",
 }
 
 // String names the command type for logs and errors; an unknown type reads
@@ -105,6 +107,13 @@ type HostHeartbeat struct {
 type SetHostState struct {
 	Names []string  `json:"names"`
 	State HostState `json:"state"`
+}
+
+// SetHostDrain is the payload of CmdSetHostDrain: Draining hosts take no
+// new tasks (clusterctl drain), the others do (clusterctl activate).
+type SetHostDrain struct {
+	Name     string `json:"name"`
+	Draining bool   `json:"draining"`
 }
 
 // Check is the payload of CmdCheck: preconditions that make the batch it

@@ -17,6 +17,7 @@ const (
 	EventHostHeartbeat    = "host.heartbeat"    // a heartbeat changed the containers
 	EventHostState        = "host.state"        // up/down changed (also by a heartbeat)
 	EventHostDeleted      = "host.deleted"      // a host was deleted
+	EventHostDrain        = "host.drain"        // draining or active again
 	EventVarSet           = "var.set"           // a variable was set
 	EventVarDeleted       = "var.deleted"       // a variable was deleted
 )
@@ -28,6 +29,7 @@ func (s *Store) dispatchTable() map[CommandType]handler {
 		CmdRegisterServer: typed(applyRegisterServer),
 		CmdRemoveServer:   typed(applyRemoveServer),
 		CmdRegisterHost:   typed(applyRegisterHost),
+		CmdSetHostDrain:   typed(applySetHostDrain),
 		CmdHostHeartbeat:  typed(applyHeartbeat),
 		CmdSetHostState:   typed(applySetHostState),
 		CmdDeleteHost:     deleteHandler(hostKind),
@@ -178,6 +180,9 @@ func applyRegisterHost(txn *tx, e entry, p *Host) ([]Event, error) {
 	if old != nil && !old.Registered.IsZero() {
 		h.Registered = old.Registered
 	}
+	if old != nil {
+		h.Draining = old.Draining // set only by CmdSetHostDrain
+	}
 	h.LastHeartbeat = firstSet(utc(p.LastHeartbeat), e.at)
 	h.ModifyIndex = e.index
 	if err := insert(txn, tableHosts, h.Name, &h); err != nil {
@@ -230,6 +235,27 @@ func applySetHostState(txn *tx, e entry, p *SetHostState) ([]Event, error) {
 		events = append(events, ev...)
 	}
 	return events, nil
+}
+
+// applySetHostDrain marks a host draining or active.
+func applySetHostDrain(txn *tx, e entry, p *SetHostDrain) ([]Event, error) {
+	old, err := lookup[Host](txn, tableHosts, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil {
+		return nil, Refuse(ErrNotFound, "no host %q in the cluster", p.Name)
+	}
+	if old.Draining == p.Draining {
+		return nil, nil
+	}
+	h := cloneHost(*old)
+	h.Draining = p.Draining
+	h.ModifyIndex = e.index
+	if err := insert(txn, tableHosts, h.Name, &h); err != nil {
+		return nil, err
+	}
+	return oneEvent(EventHostDrain, h.Name, &h)
 }
 
 // setHostState sets the state of one host, with an event if it changed.

@@ -215,12 +215,36 @@ var leaseKind = kind[IPLease]{
 
 var moveKind = kind[Move]{
 	name: "move", rows: memdbRows[Move]{tableMoves}, args: oneArg,
-	key: func(m *Move) string { return m.ID },
-	check: func(_ *tx, m *Move) error {
-		m.Started, m.Updated = utc(m.Started), utc(m.Updated)
-		return required("move id", m.ID)
-	},
+	key:      func(m *Move) string { return m.ID },
+	check:    checkMove,
 	setIndex: func(m *Move, i uint64) { m.ModifyIndex = i },
+}
+
+// checkMove refuses a second active move of a task: a task moves to one
+// place at a time.
+func checkMove(txn *tx, m *Move) error {
+	m.Started, m.Updated, m.Deadline = utc(m.Started), utc(m.Updated), utc(m.Deadline)
+	m.Stopped, m.Verified, m.Finished = utc(m.Stopped), utc(m.Verified), utc(m.Finished)
+	if err := required("move id", m.ID); err != nil {
+		return err
+	}
+	if err := required("move task", m.TaskID); err != nil {
+		return err
+	}
+	if !m.Active() {
+		return nil
+	}
+	it, err := txn.Get(tableMoves, indexID)
+	if err != nil {
+		return fmt.Errorf("list moves: %w", err)
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		other := o.(*Move)
+		if other.ID != m.ID && other.TaskID == m.TaskID && other.Active() {
+			return Refuse(ErrConflict, "task %s is already moving (%s to %s, move %s)", m.TaskID, other.From, other.To, other.ID)
+		}
+	}
+	return nil
 }
 
 // checkVolume refuses a put that would move a volume's lease generation

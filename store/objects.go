@@ -62,6 +62,14 @@ type Host struct {
 	// AgentAPI is the agent's own HTTP endpoint (http://addr:port), where
 	// managers drive volume operations and agents send volume data.
 	AgentAPI string `json:"agent_api,omitempty"`
+	// LiveReady says the host can checkpoint and restore containers
+	// (CRIU, dockerd --experimental); LiveRefusal says why not, as its
+	// agent found when it registered.
+	LiveReady   bool   `json:"live_ready,omitempty"`
+	LiveRefusal string `json:"live_refusal,omitempty"`
+	// Draining hosts take no new tasks (clusterctl drain; activate ends
+	// it); a registration keeps it.
+	Draining bool `json:"draining,omitempty"`
 	// ModifyIndex is the raft index of the last change, set by the FSM. A
 	// heartbeat that only advances LastHeartbeat does not bump it.
 	ModifyIndex uint64 `json:"modify_index"`
@@ -187,19 +195,56 @@ type IPLease struct {
 }
 
 // Move is the persisted state machine of one task moving between hosts, so
-// that any manager that leads next can resume or roll it back.
+// that any manager that leads next can resume or roll it back. Step is the
+// step to run next (or running now); every step is idempotent, so a new
+// leader runs it again.
 type Move struct {
-	ID          string    `json:"id"`
-	TaskID      string    `json:"task_id"`
-	From        string    `json:"from"`
-	To          string    `json:"to"`
-	Step        string    `json:"step"`
-	State       string    `json:"state"`
-	Error       string    `json:"error"`
-	Started     time.Time `json:"started"`
-	Updated     time.Time `json:"updated"`
+	ID      string `json:"id"`
+	TaskID  string `json:"task_id"`
+	App     string `json:"app"`
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	// Reason says who asked: "move", "drain host1", "host host1 down".
+	Reason string `json:"reason,omitempty"`
+	Step   string `json:"step"`
+	State  string `json:"state"` // see the Move* states
+	// Error is why a move rolled back or failed, in one line.
+	Error string `json:"error,omitempty"`
+	// Volumes are the task's cluster volumes, which follow it.
+	Volumes []string `json:"volumes,omitempty"`
+	// Container is the task's container on the target, once created.
+	Container string `json:"container,omitempty"`
+	// Bytes and BytesSent are the volumes' size and what was sent so far;
+	// Rate is the last reported transfer rate (bytes per second).
+	Bytes     int64   `json:"bytes,omitempty"`
+	BytesSent int64   `json:"bytes_sent,omitempty"`
+	Rate      float64 `json:"rate,omitempty"`
+	// Deadline ends a move that takes too long: it rolls back.
+	Deadline time.Time `json:"deadline,omitzero"`
+	Started  time.Time `json:"started"`
+	Updated  time.Time `json:"updated"`
+	// Stopped is when the source container stopped and Verified when the
+	// target answered: the downtime is the time between.
+	Stopped     time.Time `json:"stopped,omitzero"`
+	Verified    time.Time `json:"verified,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
 	ModifyIndex uint64    `json:"modify_index"`
 }
+
+// Move states.
+const (
+	MoveRunning     = "running"      // going forward
+	MoveRollingBack = "rolling-back" // undoing, after a failure
+	MoveDone        = "done"         // the task runs on To
+	MoveRolledBack  = "rolled-back"  // the task runs on From again
+	MoveFailed      = "failed"       // could not roll back: Error says what is left
+)
+
+// Active says whether a move still holds its task: the reconciler leaves
+// such a task to the move.
+func (m Move) Active() bool { return m.State == MoveRunning || m.State == MoveRollingBack }
 
 // Var is a cluster variable: a small replicated key/value for tests and apps.
 type Var struct {
@@ -261,6 +306,12 @@ func cloneVolume(v Volume) Volume {
 func cloneNetwork(n Network) Network {
 	n.Labels = maps.Clone(n.Labels)
 	return n
+}
+
+// cloneMove returns a deep copy of m.
+func cloneMove(m Move) Move {
+	m.Volumes = slices.Clone(m.Volumes)
+	return m
 }
 
 // cloneTask returns a deep copy of t.

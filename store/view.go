@@ -111,10 +111,10 @@ func (v *View) Lease(network, addr string) (IPLease, bool) {
 }
 
 // Moves returns the moves, by ID.
-func (v *View) Moves() []Move { return list(v, tableMoves, indexID, same[Move]) }
+func (v *View) Moves() []Move { return list(v, tableMoves, indexID, cloneMove) }
 
 // Move returns the move of that ID.
-func (v *View) Move(id string) (Move, bool) { return get(v, tableMoves, same[Move], id) }
+func (v *View) Move(id string) (Move, bool) { return get(v, tableMoves, cloneMove, id) }
 
 // list returns copies of the objects of a table matching index args.
 func list[T any](v *View, table, index string, clone func(T) T, args ...any) []T {

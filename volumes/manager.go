@@ -240,9 +240,17 @@ func UsedBy(v *store.View, name string) []string {
 // RunningUsers lists the running containers that mount a volume, as
 // host/container. A stopped container keeps its mounts in its
 // configuration but does not use the data: Docker unmounted it.
-func RunningUsers(v *store.View, name string) []string {
+func RunningUsers(v *store.View, name string) []string { return runningUsers(v, name, false) }
+
+// runningUsers is RunningUsers, leaving out hosts that are down if
+// upOnly: what a down host last reported is not running anymore as far
+// as a takeover of its block volume goes (the new generation fences it).
+func runningUsers(v *store.View, name string, upOnly bool) []string {
 	var out []string
 	for _, h := range v.Hosts() {
+		if upOnly && h.State != store.HostUp {
+			continue
+		}
 		for _, c := range h.Containers {
 			if c.State == "running" && slices.Contains(c.Volumes, name) {
 				out = append(out, h.Name+"/"+c.Name)

@@ -54,7 +54,7 @@ func (m *Manager) planHandover(name, target string, inUseOK bool) (handover, err
 	if vol.MovingTo != "" && vol.MovingTo != target {
 		return handover{}, store.Refuse(store.ErrConflict, "volume %s is being moved to %s", name, vol.MovingTo)
 	}
-	if users := RunningUsers(v, name); len(users) > 0 && !inUseOK {
+	if users := runningUsers(v, name, vol.Backend == store.VolumeBlock); len(users) > 0 && !inUseOK {
 		return handover{}, store.Refuse(store.ErrConflict, "volume %s is in use by %s: stop it first, or move the container with its volume (clusterctl move)", name, users[0])
 	}
 	h := handover{vol: vol, to: &to}
@@ -364,4 +364,49 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// Reclaim gives a volume's lease back to from after a move to to rolled
+// back before any container mounted it on to: from's copy is still the
+// data as of the handover (its container was stopped before the last
+// sync), so no data has to travel back. A mark of the move (moving_to)
+// is cleared. The new generation fences to, should it still hold a stale
+// view of the lease.
+func (m *Manager) Reclaim(name, from, to string) error {
+	_, err := m.change(name, func(_ *store.View, cur *store.Volume) (bool, error) {
+		switch {
+		case cur.OwnerHost == from && cur.MovingTo == to:
+			cur.MovingTo = ""
+		case cur.OwnerHost == from || cur.OwnerHost == "" && cur.Backend == store.VolumeBlock:
+			return false, nil
+		case cur.OwnerHost != to:
+			return false, store.Refuse(store.ErrConflict, "volume %s belongs to %s, not %s: not reclaimed for %s", name, cur.OwnerHost, to, from)
+		default:
+			cur.OwnerHost, cur.Generation, cur.MovingTo = from, cur.Generation+1, ""
+		}
+		return true, nil
+	})
+	if err == nil {
+		m.log.Info("volume reclaimed after a rolled-back move", "volume", name, "host", from, "from", to)
+	}
+	return err
+}
+
+// RemoveCopy removes the copy a copy volume left on a host that no longer
+// holds it, after a move whose target verified its own. The owner's copy
+// is never removed this way.
+func (m *Manager) RemoveCopy(ctx context.Context, name, host string) error {
+	v := m.store.View()
+	vol, ok := v.Volume(name)
+	if !ok || vol.Backend != store.VolumeCopy {
+		return nil
+	}
+	if vol.OwnerHost == host {
+		return store.Refuse(store.ErrConflict, "volume %s belongs to %s: its copy there is the volume", name, host)
+	}
+	h, ok := v.Host(host)
+	if !ok || h.AgentAPI == "" {
+		return nil
+	}
+	return m.cleanup(ctx, name, h, nil, &api.VolumeReport{})
 }
