@@ -40,9 +40,15 @@ func (l Layout) dockerdLog(host string) string {
 	return filepath.Join(l.hostDataDir(host), "dockerd.log")
 }
 
-// bootDockerd starts a host's dockerd in the host's namespaces and waits
-// until its API answers. The dockerd outlives this process: it is the host.
-func bootDockerd(ctx context.Context, l Layout, cgroupRoot string, h HostState, storageDriver string) error {
+// bootDockerd starts a host's dockerd in the host's namespaces, calls
+// started once dockerd has written its pid file (its namespaces are then
+// ready for the host's daemons), then waits until its API answers. The
+// daemons start before the API answers because a dockerd that comes back
+// with cluster networks asks their plugins (served by the agent) before it
+// answers: waiting for it first would wait forever, as a host whose
+// plugins start after dockerd does. The dockerd outlives this process: it
+// is the host.
+func bootDockerd(ctx context.Context, l Layout, cgroupRoot string, h HostState, storageDriver string, started func() error) error {
 	spec, err := writeBootFiles(l, cgroupRoot, h, storageDriver)
 	if err != nil {
 		return err
@@ -55,7 +61,34 @@ func bootDockerd(ctx context.Context, l Layout, cgroupRoot string, h HostState, 
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	if err := waitPIDFile(ctx, l, h.Name, exited); err != nil {
+		return err
+	}
+	if err := started(); err != nil {
+		return err
+	}
 	return waitDockerd(ctx, l, h.Name, exited)
+}
+
+// waitPIDFile waits for a booting dockerd's pid file, failing early if it
+// exits.
+func waitPIDFile(ctx context.Context, l Layout, host string, exited <-chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, dockerdStartTimeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := dockerdPID(l, host); err == nil {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("dockerd on %s exited (%v): %s (log %s)", host, err, lastLogLine(l.dockerdLog(host)), l.dockerdLog(host))
+		case <-ctx.Done():
+			return fmt.Errorf("dockerd on %s wrote no pid file within %s (log %s: %s)", host, dockerdStartTimeout, l.dockerdLog(host), lastLogLine(l.dockerdLog(host)))
+		case <-tick.C:
+		}
+	}
 }
 
 // waitDockerd waits for a booting dockerd's API, failing early with its last

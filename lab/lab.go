@@ -175,7 +175,7 @@ func (lab *Lab) bootHost(ctx context.Context, cgRoot string, st *State, h HostSt
 	if err := makeHostCgroup(cgRoot, h.Name); err != nil {
 		return err
 	}
-	if err := bootDockerd(ctx, lab.Layout, cgRoot, h, st.StorageDriver); err != nil {
+	if err := bootDockerd(ctx, lab.Layout, cgRoot, h, st.StorageDriver, func() error { return lab.startDaemons(cgRoot, st, h) }); err != nil {
 		return err
 	}
 	lab.say("%s: dockerd up at tcp://%s:%d in %.1fs", h.Name, h.Addr, DockerPort, time.Since(start).Seconds())
@@ -186,7 +186,7 @@ func (lab *Lab) bootHost(ctx context.Context, cgRoot string, st *State, h HostSt
 		}
 		lab.say("%s: %d image archive(s) loaded in %.1fs", h.Name, len(archives), time.Since(loadStart).Seconds())
 	}
-	return lab.startDaemons(cgRoot, st, h)
+	return nil
 }
 
 // writeContext tells later commands where the lab's hosts are.

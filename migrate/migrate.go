@@ -50,6 +50,10 @@ func stepIndex(step string) int {
 	return -1
 }
 
+// HoldVar is the cluster variable that holds moves before a step: while
+// its value is a step's name, every move waits before running that step.
+const HoldVar = "clusterctl/move-hold"
+
 // DefaultTimeout bounds a move that was given none: past it, a move that
 // has not verified its target rolls back.
 const DefaultTimeout = 5 * time.Minute

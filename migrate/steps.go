@@ -15,6 +15,12 @@ const (
 	retryPause    = time.Second
 	progressEvery = 250 * time.Millisecond
 	releaseWait   = 5 * time.Second
+	// rollbackAttempt bounds one attempt at a rollback (a volume synced
+	// back included).
+	rollbackAttempt = 2 * time.Minute
+	// finishRetries bounds how often the end of a move is recorded again
+	// after the task changed under it.
+	finishRetries = 5
 )
 
 // mover drives one move.
@@ -39,7 +45,7 @@ func (m *mover) run(ctx context.Context) {
 		if mv.State == store.MoveRunning {
 			err = m.forward(ctx, mv)
 		} else {
-			err = m.rollback(ctx, mv)
+			err = m.rollbackOnce(ctx, mv)
 		}
 		if err != nil && ctx.Err() == nil {
 			m.r.log.Warn("move step failed: trying again", "move", mv.ID, "step", mv.Step, "state", mv.State, "err", err)
@@ -57,6 +63,9 @@ func (m *mover) run(ctx context.Context) {
 func (m *mover) forward(ctx context.Context, mv store.Move) error {
 	before := stepIndex(mv.Step) < stepIndex(StepCleanup)
 	stepCtx := ctx
+	if mv.Deadline.IsZero() {
+		mv.Deadline = mv.Started.Add(DefaultTimeout) // recorded without one
+	}
 	if before {
 		if time.Now().After(mv.Deadline) {
 			return m.startRollback(mv, fmt.Errorf("%s: the move's time ran out", mv.Step))
@@ -66,10 +75,15 @@ func (m *mover) forward(ctx context.Context, mv store.Move) error {
 		defer cancel()
 	}
 	step := mv.Step
+	if err := m.hold(stepCtx, step); err != nil {
+		return err
+	}
 	err := m.step(stepCtx, &mv)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return err // leadership lost: the next leader runs the step again
+	case err != nil && before && stepCtx.Err() != nil:
+		return m.startRollback(mv, fmt.Errorf("%s: the move's time ran out: %w", step, err))
 	case err != nil && before:
 		return m.startRollback(mv, fmt.Errorf("%s: %w", step, err))
 	case err != nil:
@@ -82,6 +96,21 @@ func (m *mover) forward(ctx context.Context, mv store.Move) error {
 	}
 	m.r.log.Info("move step done", "move", mv.ID, "step", step, "next", mv.Step)
 	return m.save(mv)
+}
+
+// hold waits while the cluster variable HoldVar names step: an operator
+// (or a fault-injection test) can stop every move just before a step, act
+// on the cluster, and let the moves go on by deleting the variable.
+func (m *mover) hold(ctx context.Context, step string) error {
+	for {
+		v, ok := m.r.opts.Store.View().Var(HoldVar)
+		if !ok || v.Value != step {
+			return nil
+		}
+		if err := pause(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // step runs one forward step; it may record times and the target's
@@ -205,27 +234,30 @@ func (m *mover) cleanup(ctx context.Context, mv *store.Move) error {
 	})
 }
 
-// finish records the end of the move and gives the task to the target in
-// one entry, so that the reconciler takes it over on its new host.
+// finish records the end of the move and gives the task to its host (the
+// target, or the source after a rollback) in one entry, so that the
+// reconciler takes it over there. The entry is checked against the task
+// as read: a task changed meanwhile (clusterctl down) is read again, and
+// a task gone is not brought back.
 func (m *mover) finish(mv store.Move) error {
-	v := m.r.opts.Store.View()
-	t, ok := v.Task(mv.TaskID)
-	cmds := [][]byte{store.MustEncode(store.CmdPutMove, stamp(mv))}
-	if ok {
-		t.DesiredHost, t.Updated = mv.To, time.Now().UTC()
-		if mv.State == store.MoveRolledBack {
-			t.DesiredHost = mv.From
+	host := mv.To
+	if mv.State != store.MoveDone {
+		host = mv.From
+	}
+	_, err := store.Retry(m.r.opts.Store, m.r.opts.Apply, finishRetries, "the end of move "+mv.ID, func(v *store.View) ([]byte, error) {
+		cmds := [][]byte{store.MustEncode(store.CmdPutMove, stamp(mv))}
+		if t, ok := v.Task(mv.TaskID); ok && t.DesiredState == store.TaskRunning {
+			t.DesiredHost, t.Updated = host, time.Now().UTC()
+			check := store.Check{Tasks: map[string]uint64{t.ID: t.ModifyIndex}}
+			cmds = append([][]byte{store.MustEncode(store.CmdCheck, check)}, cmds...)
+			cmds = append(cmds, store.MustEncode(store.CmdPutTask, t))
 		}
-		cmds = append(cmds, store.MustEncode(store.CmdPutTask, t))
-	}
-	b, err := store.EncodeBatch(cmds...)
+		return store.EncodeBatch(cmds...)
+	})
 	if err != nil {
-		return err
-	}
-	if _, err := m.r.opts.Apply(b); err != nil {
 		return fmt.Errorf("record the end of move %s: %w", mv.ID, err)
 	}
-	m.r.log.Info("move ended", "move", mv.ID, "state", mv.State, "downtime", mv.Verified.Sub(mv.Stopped), "error", mv.Error)
+	m.r.log.Info("move ended", "move", mv.ID, "state", mv.State, "error", mv.Error)
 	return nil
 }
 
@@ -234,6 +266,14 @@ func (m *mover) startRollback(mv store.Move, cause error) error {
 	mv.State, mv.Error = store.MoveRollingBack, cause.Error()
 	m.r.log.Warn("move rolling back", "move", mv.ID, "err", cause)
 	return m.save(mv)
+}
+
+// rollbackOnce is one attempt at the rollback, bounded so that a call to
+// a host that stopped answering is given up and tried again.
+func (m *mover) rollbackOnce(ctx context.Context, mv store.Move) error {
+	ctx, cancel := context.WithTimeout(ctx, rollbackAttempt)
+	defer cancel()
+	return m.rollback(ctx, mv)
 }
 
 // rollback undoes what the move did, in reverse: the target's container
@@ -252,17 +292,37 @@ func (m *mover) rollback(ctx context.Context, mv store.Move) error {
 	} else if ran {
 		return fmt.Errorf("the task's container may run on %s, which is down: waiting for it to remove it", mv.To)
 	}
+	if !m.up(mv.From) {
+		if !m.allBlock(mv) {
+			return fmt.Errorf("the source %s is down: waiting for it to start the task there again", mv.From)
+		}
+		// Nowhere to roll back to, and no need: a task whose volumes are
+		// all on shared storage can leave a host that is down. The move
+		// ends failed, the volumes stay where they are, and the
+		// reconciler tries again, through a new move.
+		mv.State, mv.Finished = store.MoveFailed, time.Now().UTC()
+		mv.Error += fmt.Sprintf("; not rolled back: the source %s is down", mv.From)
+		return m.finish(mv)
+	}
 	if err := m.eachVolume(&mv, "", func(name string) error { return m.giveBack(ctx, mv, name, ran) }); err != nil {
 		return err
-	}
-	if !m.up(mv.From) {
-		return fmt.Errorf("the source %s is down: waiting for it to start the task there again", mv.From)
 	}
 	if _, err := m.r.opts.Tasks.RunTask(ctx, mv.TaskID, mv.From); err != nil {
 		return err
 	}
 	mv.State, mv.Finished = store.MoveRolledBack, time.Now().UTC()
 	return m.finish(mv)
+}
+
+// allBlock says whether all the move's volumes are block volumes.
+func (m *mover) allBlock(mv store.Move) bool {
+	v := m.r.opts.Store.View()
+	for _, name := range mv.Volumes {
+		if vol, ok := v.Volume(name); !ok || vol.Backend != store.VolumeBlock {
+			return false
+		}
+	}
+	return true
 }
 
 // giveBack returns one volume to the source. Before the target ran the

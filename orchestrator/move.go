@@ -41,6 +41,11 @@ func (o *Orchestrator) PlanMove(taskID, to string) (MovePlan, error) {
 		return MovePlan{}, store.Refuse(store.ErrNotFound, "no task %s", taskID)
 	}
 	name := fmt.Sprintf("%s.%d", t.Service, t.Slot)
+	for _, m := range v.Moves() {
+		if m.TaskID == t.ID && m.Active() {
+			return MovePlan{}, store.Refuse(store.ErrConflict, "%s is already moving (%s to %s, %s)", name, m.From, m.To, m.Step)
+		}
+	}
 	if t.DesiredState != store.TaskRunning || t.DesiredHost == "" {
 		return MovePlan{}, store.Refuse(store.ErrConflict, "%s is not placed on a host (it is %s): nothing to move", name, t.ObservedState)
 	}
@@ -140,6 +145,8 @@ func (o *Orchestrator) PickTarget(taskID string) (string, error) {
 // rollback starts it again), and waits until the host's agent reports it
 // stopped, so that volume handovers see no running user.
 func (o *Orchestrator) StopTask(ctx context.Context, taskID, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, dockerTimeout+stopTimeout*time.Second)
+	defer cancel()
 	c, ok := o.containerOf(taskID, host)
 	if !ok {
 		return nil // none there: nothing runs
@@ -189,6 +196,8 @@ func (o *Orchestrator) containerOf(taskID, host string) (store.Container, bool) 
 // RunTask creates (or adopts) the task's container on host with the same
 // config, addresses and volumes, starts it, and returns its ID.
 func (o *Orchestrator) RunTask(ctx context.Context, taskID, host string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
 	t, ok := o.opts.Store.View().Task(taskID)
 	if !ok {
 		return "", store.Refuse(store.ErrNotFound, "no task %s", taskID)
@@ -237,7 +246,9 @@ func (o *Orchestrator) VerifyTask(ctx context.Context, taskID, host string) erro
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := o.serves(ctx, t, svc, h)
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		err := o.serves(cctx, t, svc, h)
+		cancel()
 		if err == nil || errors.Is(err, errExited) {
 			return err
 		}
@@ -287,6 +298,8 @@ func (o *Orchestrator) serves(ctx context.Context, t store.Task, svc spec.Servic
 
 // RemoveTask removes the task's container on host, if there is one.
 func (o *Orchestrator) RemoveTask(ctx context.Context, taskID, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, dockerTimeout+stopTimeout*time.Second)
+	defer cancel()
 	t, ok := o.opts.Store.View().Task(taskID)
 	if !ok {
 		return nil

@@ -30,6 +30,7 @@ import (
 	"github.com/clusterctl/clusterctl/agent/volume/transfer"
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/bench/internal/benchcli"
+	"github.com/clusterctl/clusterctl/bench/internal/benchtar"
 )
 
 // Lab paths, as the lab lays them out (lab/layout.go).
@@ -45,8 +46,8 @@ const (
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "tar-send" || os.Args[1] == "tar-recv") {
-		if err := tarMain(os.Args[1], os.Args[2:]); err != nil {
+	if len(os.Args) > 1 && benchtar.IsTool(os.Args[1]) {
+		if err := benchtar.Main(os.Args[1], os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "volmove "+os.Args[1]+": "+err.Error())
 			os.Exit(1)
 		}
@@ -121,7 +122,7 @@ func (b *bench) copyBackend() (copyResult, error) {
 			return copyResult{}, err
 		}
 	}
-	if err := fillTree(volumeDir("host1", vol), b.size); err != nil {
+	if err := benchtar.Fill(volumeDir("host1", vol), b.size); err != nil {
 		return copyResult{}, err
 	}
 	var tars, tarSyncs, fulls, flushes, finals, finalCLIs, moves []time.Duration
@@ -219,7 +220,7 @@ func (b *bench) blockBackend() ([]blockResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := fillTree(inside, 64<<20); err != nil {
+		if err := benchtar.Fill(inside, 64<<20); err != nil {
 			return nil, err
 		}
 		want, err := transfer.TreeChecksum(inside)
@@ -290,6 +291,17 @@ func warmUp(size int64) error {
 
 // volumeDir is where a host's agent keeps a volume's data (or mounts its
 // image), as the host sees it.
+// tarStream times the baseline from host from to host to, into a scratch
+// directory on to's disk.
+func (b *bench) tarStream(from, to, src string) (stream, synced time.Duration, err error) {
+	dst := filepath.Join(labHosts, to, "tar-baseline")
+	defer os.RemoveAll(dst)
+	if err := os.RemoveAll(dst); err != nil {
+		return 0, 0, err
+	}
+	return benchtar.Stream(b.cli, from, b.hosts[to], src, dst)
+}
+
 func volumeDir(host, vol string) string {
 	return filepath.Join(labHosts, host, "agent/volumes", vol, "data")
 }
@@ -322,7 +334,7 @@ func sameTree(a, b string) error {
 func (b *bench) print(cp copyResult, blk []blockResult) {
 	gib := float64(b.size) / (1 << 30)
 	rate := func(d time.Duration) float64 { return float64(b.size) / (1 << 20) / d.Seconds() }
-	fmt.Printf("copy backend, %.1f GiB in %d files of 4 MiB (median of %d; baseline: a plain tar stream of the same tree between the same two hosts, taking turns with the pre-copy, each after the same warm-up: disk flushed, page cache of the same size just freed)\n\n", gib, b.size/treeFile, b.runs)
+	fmt.Printf("copy backend, %.1f GiB in %d files of 4 MiB (median of %d; baseline: a plain tar stream of the same tree between the same two hosts, taking turns with the pre-copy, each after the same warm-up: disk flushed, page cache of the same size just freed)\n\n", gib, b.size/benchtar.TreeFile, b.runs)
 	fmt.Println("| measurement | time | MiB/s | baseline | ratio |")
 	fmt.Println("|---|---|---|---|---|")
 	fmt.Printf("| tar stream (baseline) | %s | %.0f | %s | 1.00x |\n", sec(cp.tar), rate(cp.tar), sec(cp.tar))

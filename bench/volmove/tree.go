@@ -6,27 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/clusterctl/clusterctl/bench/internal/benchtar"
 )
-
-// The benchmark tree: files of treeFile bytes in 16 directories.
-const treeFile = 4 << 20
-
-// fillTree writes size bytes of random (incompressible) data into dir.
-func fillTree(dir string, size int64) error {
-	buf := make([]byte, treeFile)
-	rng := rand.NewChaCha8([32]byte{1})
-	for i := range int(size / treeFile) {
-		_, _ = rng.Read(buf)
-		p := filepath.Join(dir, "d"+strconv.Itoa(i%16), "f"+strconv.Itoa(i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, buf, 0o644); err != nil {
-			return fmt.Errorf("fill %s: %w", dir, err)
-		}
-	}
-	return nil
-}
 
 // changeTree overwrites n bytes of the tree, 1 MiB in each of n/1MiB
 // files picked by seed: what a database writes between a pre-copy and
@@ -46,7 +28,7 @@ func changeTree(dir string, n int64, seed int) error {
 		if err != nil {
 			return err
 		}
-		_, err = f.WriteAt(patch, rng.Int64N(treeFile-int64(len(patch))))
+		_, err = f.WriteAt(patch, rng.Int64N(benchtar.TreeFile-int64(len(patch))))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

@@ -1,4 +1,9 @@
-package main
+// Package benchtar is the benchmarks' baseline for moving data between lab
+// hosts: a plain tar stream over the hosts' own network, unpacked on the
+// target's disk and synced. Both ends run as the benchmark program itself
+// inside the hosts (tar-send, tar-recv): a benchmark's main hands those
+// arguments to Main.
+package benchtar
 
 import (
 	"bufio"
@@ -9,17 +14,21 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clusterctl/clusterctl/bench/internal/benchcli"
 	"github.com/clusterctl/clusterctl/internal/tarstream"
 )
 
 // tarPort is where the baseline's receiver listens on its host.
 const tarPort = "9100"
+
+// IsTool says whether a program's first argument asks for one end of the
+// stream.
+func IsTool(arg string) bool { return arg == "tar-send" || arg == "tar-recv" }
 
 // tarTimes is what tar-send reports: until the receiver unpacked the
 // stream, and until it also synced its disk.
@@ -28,24 +37,18 @@ type tarTimes struct {
 	SyncNS   int64 `json:"sync_ns"`
 }
 
-// tarStream times the baseline: the tree at src on host from as a plain
-// tar stream to host to, unpacked there on the same disk the volumes use.
-func (b *bench) tarStream(from, toName, src string) (stream, synced time.Duration, err error) {
-	to, ok := b.hosts[toName]
-	if !ok {
-		return 0, 0, fmt.Errorf("no lab host %s", toName)
-	}
+// Stream times the baseline: the tree at src on host from as a plain tar
+// stream to host to, unpacked there into dst (which must not exist yet),
+// until unpacked and until synced. The ends are this program, run inside
+// the hosts by `clusterctl lab exec`.
+func Stream(cli benchcli.CLI, from string, to benchcli.LabHost, src, dst string) (stream, synced time.Duration, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, 0, err
 	}
-	dst := filepath.Join(labHosts, toName, "tar-baseline")
-	defer os.RemoveAll(dst)
-	if err := os.RemoveAll(dst); err != nil {
-		return 0, 0, err
-	}
+	toName := to.Name
 	addr := net.JoinHostPort(to.Addr, tarPort)
-	recv := b.cli.Command("lab", "exec", toName, "--", self, "tar-recv", "-listen", addr, "-dir", dst)
+	recv := cli.Command("lab", "exec", toName, "--", self, "tar-recv", "-listen", addr, "-dir", dst)
 	out, err := recv.StdoutPipe()
 	if err != nil {
 		return 0, 0, err
@@ -59,7 +62,7 @@ func (b *bench) tarStream(from, toName, src string) (stream, synced time.Duratio
 		_ = recv.Process.Kill()
 		return 0, 0, fmt.Errorf("tar-recv on %s did not start: %q %v", toName, line, err)
 	}
-	res, err := b.cli.RunStdout("lab", "exec", from, "--", self, "tar-send", "-to", addr, "-dir", src)
+	res, err := cli.RunStdout("lab", "exec", from, "--", self, "tar-send", "-to", addr, "-dir", src)
 	if err != nil {
 		_ = recv.Process.Kill()
 		return 0, 0, err
@@ -71,8 +74,8 @@ func (b *bench) tarStream(from, toName, src string) (stream, synced time.Duratio
 	return time.Duration(t.StreamNS), time.Duration(t.SyncNS), nil
 }
 
-// tarMain runs the two ends of the baseline inside lab hosts.
-func tarMain(mode string, args []string) error {
+// Main runs one end of the stream inside a lab host.
+func Main(mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	addr := fs.String("to", "", "tar-send: the receiver's host:port")
 	listen := fs.String("listen", "", "tar-recv: host:port to listen on")
