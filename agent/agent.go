@@ -143,13 +143,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
+// relookAfter is when a container event is reported a second time.
+const relookAfter = 50 * time.Millisecond
+
 // watchContainers signals changed whenever Docker reports a container
 // event, reconnecting when the stream breaks. Bursts collapse into one
 // signal: the next beat lists every container anyway.
 func (a *Agent) watchContainers(ctx context.Context, changed chan<- struct{}) {
 	// Not exec events: every healthcheck probe is one.
 	f := filters.NewArgs(filters.Arg("type", "container"))
-	for _, ev := range []string{"create", "start", "die", "destroy", "health_status"} {
+	// "stop" comes once a stopped container's state says so (a "die" may
+	// come before the listing shows it exited): a move waits for that.
+	for _, ev := range []string{"create", "start", "die", "stop", "destroy", "health_status"} {
 		f.Add("event", ev)
 	}
 	opts := events.ListOptions{Filters: f}
@@ -162,6 +167,9 @@ func (a *Agent) watchContainers(ctx context.Context, changed chan<- struct{}) {
 				return
 			case <-msgs:
 				notify(changed)
+				// A container that died by itself has no "stop" event,
+				// and its listing may lag the "die": look again shortly.
+				time.AfterFunc(relookAfter, func() { notify(changed) })
 			case <-errs:
 				break stream
 			}
