@@ -43,7 +43,7 @@ test-e2e:
 lab: build images
 	$(BIN) lab up
 
-## bench: lab up/down times; control plane writes, reads and failover; up against docker-compose; placements committed per second at 5000 hosts / 1M tasks; volume moves against a tar stream; the overlay against the hosts' own network
+## bench: lab up/down times; control plane writes, reads and failover; up against docker-compose; placements committed per second at 5000 hosts / 1M tasks; volume moves against a tar stream; the overlay against the hosts' own network; what clients see of a move (256 MiB and 2 GiB of data) against a naive one
 bench: build images
 	$(GO) run ./bench/labtime -bin $(BIN)
 	$(GO) run ./bench/raftbench -bin $(BIN)
@@ -51,6 +51,8 @@ bench: build images
 	$(BIN) bench scheduler --hosts 5000 --tasks 1000000 --memory-limit 1800MiB
 	$(GO) run ./bench/volmove -bin $(BIN) -images $(IMAGES)
 	$(GO) run ./bench/overlay -bin $(BIN) -images $(IMAGES)
+	$(GO) run ./bench/migrate -bin $(BIN) -images $(IMAGES) -size 256
+	$(GO) run ./bench/migrate -bin $(BIN) -images $(IMAGES) -size 2048
 
 clean:
 	rm -rf bin build

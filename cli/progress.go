@@ -201,9 +201,11 @@ func (tr *tracker) ready(t api.TaskStatus) bool {
 // like are progress, not failures.
 var fatalMessages = []string{"no host fits", "cannot ", "failed", "error"}
 
-// stuck says whether a task that should run says it cannot get there.
+// stuck says whether a task that should run says it cannot get there. A
+// task that still runs an older spec is not: its message is about that
+// spec (the failure the new one fixes), and the rolling update comes.
 func stuck(t api.TaskStatus) bool {
-	if t.Desired != store.TaskRunning || t.State == store.TaskRunning {
+	if t.Desired != store.TaskRunning || t.State == store.TaskRunning || !t.UpToDate {
 		return false
 	}
 	msg := strings.ToLower(t.Message)

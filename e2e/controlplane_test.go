@@ -260,15 +260,18 @@ func refusedManagers(t *testing.T, ctxFile *contextfile.Context) {
 	}
 }
 
-// treeHash hashes every file's path and content under dir.
+// treeHash hashes every file's path (relative to dir) and content under
+// dir, so that two copies of a tree compare equal.
 func treeHash(t *testing.T, dir string) string {
+	t.Helper()
 	h := sha256.New()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		b, err := os.ReadFile(p)
-		fmt.Fprintf(h, "%s %d\n", p, len(b))
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%s %d\n", rel, len(b))
 		h.Write(b)
 		return err
 	})

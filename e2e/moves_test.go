@@ -4,12 +4,9 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -175,27 +172,6 @@ func (f *moveFixture) onlyOn(name, host, ip string) {
 	})
 }
 
-// relTreeHash hashes the relative paths and contents of the files under
-// dir, so that two hosts' copies compare equal.
-func relTreeHash(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		fmt.Fprintf(h, "%s %d\n", rel, len(b))
-		h.Write(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
-}
-
 // other is a host of the lab that is none of the given ones.
 func other(c *cli, not ...string) string {
 	for _, h := range c.status().Hosts {
@@ -244,7 +220,8 @@ func allUp(t *testing.T, client *api.Client) {
 // TestMoves moves running tasks between the lab's hosts through their real
 // dockerd, volume and network plugins: stateful tasks on both volume
 // backends and a stateless one keep their IP and their data and web keeps
-// counting; faults at the steps (target agent killed, target partitioned,
+// counting; a block volume's task leaves a host that is down the same way;
+// faults at the steps (target agent killed, target partitioned,
 // leader's host stopped, source stopped after the final sync) leave the
 // task on exactly one host with its IP and every acknowledged count; a
 // drain empties a host of three tasks; bad requests change nothing.
@@ -280,13 +257,13 @@ func TestMoves(t *testing.T) {
 		f.t, f.c = t, c.with(t)
 		db := f.task("db.1")
 		to := other(c, "host1", db.Host)
-		before := relTreeHash(t, dataDir(db.Host, "shop_data"))
+		before := treeHash(t, dataDir(db.Host, "shop_data"))
 		r, err := f.move("db", to)
 		if err != nil || r.State != "done" {
 			t.Fatalf("move db to %s: %+v, %v", to, r, err)
 		}
 		f.onlyOn("db.1", to, db.IP)
-		if after := relTreeHash(t, dataDir(to, "shop_data")); after != before {
+		if after := treeHash(t, dataDir(to, "shop_data")); after != before {
 			t.Errorf("data on %s hashes %s, was %s on %s", to, after, before, db.Host)
 		}
 		if _, err := os.Stat(dataDir(db.Host, "shop_data")); !os.IsNotExist(err) {
@@ -376,15 +353,12 @@ func TestMoves(t *testing.T) {
 		shop.hit(10 * time.Second)
 	})
 
-	// rollbackAfter holds moves before step, starts a move of shop's db,
-	// injects a fault once the move holds there, lets it go on and checks
-	// that it rolled back to a task on its source, with its IP and data.
-	rollbackAfter := func(t *testing.T, step string, fault func(target string), heal func(target string)) {
-		c := c.with(t)
-		f := *shop
-		f.t, f.c = t, c
-		db := f.task("db.1")
-		to := other(c, "host1", db.Host)
+	// faultAt holds moves before step, starts a move of shop's db to the
+	// other host db may use, injects fault once the move holds there, lets
+	// the moves go on and returns how the move ended.
+	faultAt := func(t *testing.T, f *moveFixture, step string, fault func(from, to string)) (db psTask, to string, r moveResult) {
+		db = f.task("db.1")
+		to = other(c, "host1", db.Host)
 		hold(step)
 		done := make(chan moveResult, 1)
 		go func() {
@@ -395,14 +369,26 @@ func TestMoves(t *testing.T) {
 			done <- r
 		}()
 		waitHeld(t, client, step, done)
-		fault(to)
-		hold("none")
-		var r moveResult
+		fault(db.Host, to)
+		// The leader may have just gone: try until a new one answers.
+		eventually(t, 30*time.Second, "moves released", func() error {
+			_, err := client.SetVar(context.Background(), migrate.HoldVar, "none")
+			return err
+		})
 		select {
 		case r = <-done:
 		case <-time.After(2 * time.Minute):
 			t.Fatal("the move did not end in 2 minutes")
 		}
+		return db, to, r
+	}
+
+	// rollbackAfter checks that a fault before step rolls the move back to
+	// a task on its source, with its IP and data.
+	rollbackAfter := func(t *testing.T, step string, fault func(target string), heal func(target string)) {
+		f := *shop
+		f.t, f.c = t, c.with(t)
+		db, to, r := faultAt(t, &f, step, func(_, to string) { fault(to) })
 		heal(to)
 		allUp(t, client)
 		if r.State != "rolled-back" || !strings.Contains(r.Error, step) {
@@ -426,36 +412,12 @@ func TestMoves(t *testing.T) {
 			func(to string) { c.must("lab", "heal", to) })
 	})
 
-	// forwardAfter holds moves before step, starts a move of shop's db,
-	// injects a fault once the move holds there and checks that the move
-	// still completes on the target.
+	// forwardAfter checks that a move still completes on its target after
+	// a fault before step.
 	forwardAfter := func(t *testing.T, step string, fault func(from, to string)) {
-		c := c.with(t)
 		f := *shop
-		f.t, f.c = t, c
-		db := f.task("db.1")
-		to := other(c, "host1", db.Host)
-		hold(step)
-		done := make(chan moveResult, 1)
-		go func() {
-			r, err := f.move("db", to)
-			if err != nil && r.State == "" {
-				r.Error = err.Error()
-			}
-			done <- r
-		}()
-		waitHeld(t, client, step, done)
-		fault(db.Host, to)
-		eventually(t, 30*time.Second, "moves released", func() error {
-			_, err := client.SetVar(context.Background(), migrate.HoldVar, "none")
-			return err
-		})
-		var r moveResult
-		select {
-		case r = <-done:
-		case <-time.After(2 * time.Minute):
-			t.Fatal("the move did not end in 2 minutes")
-		}
+		f.t, f.c = t, c.with(t)
+		db, to, r := faultAt(t, &f, step, fault)
 		if r.State != "done" {
 			t.Fatalf("move: %+v, want done", r)
 		}
@@ -536,6 +498,20 @@ func TestMoves(t *testing.T) {
 			t.Errorf("move to %s after activate: %+v, %v", target, r, err)
 		}
 		shop.hit(30 * time.Second)
+	})
+
+	t.Run("block db's host stopped: db comes back elsewhere with its IP and data", func(t *testing.T) {
+		c := c.with(t)
+		f := *blk
+		f.t, f.c = t, c
+		db := f.task("db.1")
+		c.must("lab", "stop", db.Host)
+		f.onlyOn("db.1", other(c, "host1", db.Host), db.IP)
+		f.hit(60 * time.Second)
+		blk.hits = f.hits
+		c.must("lab", "start", db.Host)
+		allUp(t, client)
+		f.onlyOn("db.1", other(c, "host1", db.Host), db.IP)
 	})
 
 	moves := c.must("moves")

@@ -247,23 +247,8 @@ func (o *Orchestrator) ensureResources(ctx context.Context, d *client.Client, ap
 		if !ok {
 			return fmt.Errorf("service %s: no network %s in app %s", svc.Name, att.Network, app.Name)
 		}
-		if _, err := d.NetworkInspect(ctx, n.DockerName, network.InspectOptions{}); err == nil {
-			continue
-		} else if !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("network %s on %s: %w", n.DockerName, host, err)
-		}
-		if n.External {
-			return fmt.Errorf("external network %s does not exist on %s: create it there first", n.DockerName, host)
-		}
-		opts := app.NetworkCreate(n)
-		if isClusterNet(n) {
-			var err error
-			if opts, _, err = o.clusterNetwork(app, n); err != nil {
-				return err
-			}
-		}
-		if _, err := d.NetworkCreate(ctx, n.DockerName, opts); err != nil && !cerrdefs.IsConflict(err) {
-			return fmt.Errorf("create network %s on %s: %w", n.DockerName, host, err)
+		if err := o.ensureNetwork(ctx, d, app, n, host); err != nil {
+			return err
 		}
 	}
 	for _, m := range svc.Mounts {
@@ -278,6 +263,35 @@ func (o *Orchestrator) ensureResources(ctx context.Context, d *client.Client, ap
 		if _, err := d.VolumeCreate(ctx, opts); err != nil {
 			return fmt.Errorf("create volume %s on %s: %w", v.DockerName, host, err)
 		}
+	}
+	return nil
+}
+
+// ensureNetwork creates one of an app's networks on a host unless it
+// exists. Docker lets two networks have the same name, so two tasks
+// preparing the same network on the same host at once (one waiting for a
+// dependency, one starting) must not both create it: one host's network is
+// made under its own lock.
+func (o *Orchestrator) ensureNetwork(ctx context.Context, d *client.Client, app spec.App, n spec.Network, host string) error {
+	unlock := o.netLocks.lock(host + "/" + n.DockerName)
+	defer unlock()
+	if _, err := d.NetworkInspect(ctx, n.DockerName, network.InspectOptions{}); err == nil {
+		return nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("network %s on %s: %w", n.DockerName, host, err)
+	}
+	if n.External {
+		return fmt.Errorf("external network %s does not exist on %s: create it there first", n.DockerName, host)
+	}
+	opts := app.NetworkCreate(n)
+	if isClusterNet(n) {
+		var err error
+		if opts, _, err = o.clusterNetwork(app, n); err != nil {
+			return err
+		}
+	}
+	if _, err := d.NetworkCreate(ctx, n.DockerName, opts); err != nil && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("create network %s on %s: %w", n.DockerName, host, err)
 	}
 	return nil
 }

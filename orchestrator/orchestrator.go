@@ -59,9 +59,10 @@ type Orchestrator struct {
 	planMu sync.Mutex // one plan at a time: the Stack is not concurrent
 	stack  *scheduler.Stack
 
-	engines *engines
-	work    *inflight
-	memory  *memory // per-task facts not worth a Raft write (restart timers)
+	engines  *engines
+	work     *inflight
+	netLocks keyLocks // one network creation per host and name at a time
+	memory   *memory  // per-task facts not worth a Raft write (restart timers)
 }
 
 // New returns an orchestrator over a store.
@@ -215,6 +216,28 @@ func (w *inflight) start(key string, fn func()) bool {
 
 // wait blocks until every job has finished.
 func (w *inflight) wait() { w.wg.Wait() }
+
+// keyLocks is a mutex per key, made on first use.
+type keyLocks struct {
+	mu    sync.Mutex
+	byKey map[string]*sync.Mutex
+}
+
+// lock locks key and returns its unlock.
+func (k *keyLocks) lock(key string) func() {
+	k.mu.Lock()
+	if k.byKey == nil {
+		k.byKey = map[string]*sync.Mutex{}
+	}
+	m, ok := k.byKey[key]
+	if !ok {
+		m = &sync.Mutex{}
+		k.byKey[key] = m
+	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
 
 // memory holds what the leader remembers between passes but need not
 // replicate: when a task may be restarted next, and when a Docker action
