@@ -49,6 +49,9 @@ type Config struct {
 	PluginDir string
 	// DataPort serves the agent's API: volume operations and data.
 	DataPort int
+	// UsageCgroup is the cgroup (v2, below /sys/fs/cgroup) whose CPU and
+	// memory use is the host's; "" measures the whole machine.
+	UsageCgroup string
 }
 
 // Validate refuses a config that cannot work.
@@ -81,6 +84,7 @@ type Agent struct {
 	// (criu check takes a moment) and told at every registration.
 	liveOnce sync.Once
 	live     string
+	usage    usageSampler
 }
 
 // liveRefusal probes the host's checkpoint support once.
@@ -98,7 +102,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, docker: d, api: api.NewClient(cfg.Servers)}, nil
+	return &Agent{cfg: cfg, docker: d, api: api.NewClient(cfg.Servers), usage: newUsageSampler(cfg.UsageCgroup)}, nil
 }
 
 // Run registers the host and heartbeats until ctx ends. Unreachable
@@ -213,7 +217,7 @@ func (a *Agent) beat(ctx context.Context) bool {
 		a.cfg.Log.Warn("list containers", "err", err)
 		return true // still registered; try again next beat
 	}
-	err = a.api.Heartbeat(ctx, a.cfg.Name, api.Heartbeat{Containers: containers})
+	err = a.api.Heartbeat(ctx, a.cfg.Name, api.Heartbeat{Containers: containers, Usage: a.usage.sample(time.Now())})
 	if api.IsNotFound(err) {
 		return false
 	}

@@ -78,6 +78,8 @@ type RegisterHost struct {
 // runs (POST /v1/hosts/{name}/heartbeat).
 type Heartbeat struct {
 	Containers []store.Container `json:"containers"`
+	// Usage is the host's CPU and memory use since the last heartbeat.
+	Usage *store.HostUsage `json:"usage,omitempty"`
 }
 
 // SetVars writes several variables in one log entry (PUT /v1/vars).

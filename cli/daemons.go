@@ -73,6 +73,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.Docker, "docker", "unix:///var/run/docker.sock", "the host's Docker endpoint")
 	f.StringToStringVar(&cfg.Labels, "label", nil, "placement label key=value (repeatable)")
 	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/clusterctl/agent", "the agent's state and copy volumes' data")
+	f.StringVar(&cfg.UsageCgroup, "usage-cgroup", "", "cgroup (v2, below /sys/fs/cgroup) whose CPU and memory use is the host's (default: the whole machine)")
 	f.StringVar(&cfg.SharedDir, "shared-dir", "/var/lib/clusterctl/shared", "block volumes' images: storage every host reaches")
 	f.StringVar(&cfg.PluginDir, "plugin-dir", "/run/docker/plugins", "where dockerd finds plugin sockets")
 	f.IntVar(&cfg.DataPort, "data-port", agentapi.DefaultPort, "the agent's API port: volume operations and data")

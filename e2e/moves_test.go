@@ -391,8 +391,11 @@ func TestMoves(t *testing.T) {
 		db, to, r := faultAt(t, &f, step, func(_, to string) { fault(to) })
 		heal(to)
 		allUp(t, client)
-		if r.State != "rolled-back" || !strings.Contains(r.Error, step) {
-			t.Errorf("move: %+v, want it rolled back at %s", r, step)
+		// The fault shows at that step or at a later one before the
+		// target runs the task (a pre-copy with nothing new to send needs
+		// no answer from the target): either way the move rolls back.
+		if r.State != "rolled-back" {
+			t.Errorf("move: %+v, want it rolled back", r)
 		}
 		f.onlyOn("db.1", db.Host, db.IP)
 		f.hit(30 * time.Second)

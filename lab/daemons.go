@@ -78,7 +78,7 @@ func (lab *Lab) daemonArgs(st *State, h HostState, daemon string) []string {
 	return []string{"agent", "--name", h.Name, "--addr", h.Addr,
 		"--docker", dockerEndpoint(h), "--servers", servers,
 		"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "agent"),
-		"--shared-dir", lab.Layout.SharedDir()}
+		"--shared-dir", lab.Layout.SharedDir(), "--usage-cgroup", cgroupParent(h.Name)}
 }
 
 // daemonPIDFile records a daemon's pid for lab kill. It is in the host's

@@ -117,7 +117,7 @@ func TestDaemonArgs(t *testing.T) {
 	st := &State{Managers: 1, Hosts: []HostState{{Name: "host1", Addr: "10.99.0.11"}}}
 	h := st.Hosts[0]
 	agent := strings.Join(lab.daemonArgs(st, h, daemonAgent), " ")
-	want := "agent --name host1 --addr 10.99.0.11 --docker tcp://10.99.0.11:2375 --servers 10.99.0.11:7400 --data-dir /var/lib/x/hosts/host1/agent --shared-dir /var/lib/x/shared"
+	want := "agent --name host1 --addr 10.99.0.11 --docker tcp://10.99.0.11:2375 --servers 10.99.0.11:7400 --data-dir /var/lib/x/hosts/host1/agent --shared-dir /var/lib/x/shared --usage-cgroup /clusterctl-lab/host1"
 	if agent != want {
 		t.Errorf("agent args %q, want %q", agent, want)
 	}

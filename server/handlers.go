@@ -188,7 +188,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, api.WriteResponse{Index: host.ModifyIndex})
 		return
 	}
-	s.writeCommand(w, store.CmdHostHeartbeat, store.HostHeartbeat{Name: name, At: now, Containers: hb.Containers, ContainersChanged: changed})
+	s.writeCommand(w, store.CmdHostHeartbeat, store.HostHeartbeat{Name: name, At: now, Containers: hb.Containers, ContainersChanged: changed, Usage: hb.Usage})
 }
 
 // sameContainers compares two reports regardless of order.

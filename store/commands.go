@@ -100,6 +100,8 @@ type HostHeartbeat struct {
 	At                time.Time   `json:"at"`
 	Containers        []Container `json:"containers"`
 	ContainersChanged bool        `json:"containers_changed"`
+	// Usage, if sampled, replaces the host's (no event: it is for display).
+	Usage *HostUsage `json:"usage,omitempty"`
 }
 
 // SetHostState is the payload of CmdSetHostState: the leader marking hosts up

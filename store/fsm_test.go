@@ -120,6 +120,43 @@ func TestHostHeartbeat(t *testing.T) {
 	if !got.Registered.Equal(h.Registered) {
 		t.Fatalf("heartbeat changed Registered to %v", got.Registered)
 	}
+
+	// Usage is kept as sent, without bumping the index.
+	before := got.ModifyIndex
+	usage := &store.HostUsage{CPUCores: 0.25, MemoryBytes: 1 << 30, At: later}
+	mustApply(t, s, store.CmdHostHeartbeat, store.HostHeartbeat{Name: h.Name, At: later, Usage: usage})
+	got, _ = s.View().Host(h.Name)
+	if got.Usage == nil || *got.Usage != *usage || got.ModifyIndex != before {
+		t.Fatalf("usage %+v index %d, want %+v index %d", got.Usage, got.ModifyIndex, usage, before)
+	}
+}
+
+func TestDrainSurvivesRegistration(t *testing.T) {
+	s := store.New(nil)
+	h := mock.Host()
+	mustApply(t, s, store.CmdRegisterHost, h)
+	mustApply(t, s, store.CmdSetHostDrain, store.SetHostDrain{Name: h.Name, Draining: true})
+	mustApply(t, s, store.CmdRegisterHost, h) // an agent restart
+	if got, _ := s.View().Host(h.Name); !got.Draining {
+		t.Fatal("a registration ended the drain")
+	}
+	mustApply(t, s, store.CmdSetHostDrain, store.SetHostDrain{Name: h.Name, Draining: false})
+	if got, _ := s.View().Host(h.Name); got.Draining {
+		t.Fatal("activate did not end the drain")
+	}
+	mustRefuse(t, s, store.CmdSetHostDrain, store.SetHostDrain{Name: "ghost", Draining: true}, store.ErrNotFound)
+}
+
+func TestOneActiveMovePerTask(t *testing.T) {
+	s := store.New(nil)
+	m := store.Move{ID: "m1", TaskID: "t1", From: "host1", To: "host2", State: store.MoveRunning}
+	mustApply(t, s, store.CmdPutMove, m)
+	second := m
+	second.ID = "m2"
+	mustRefuse(t, s, store.CmdPutMove, second, store.ErrConflict)
+	m.State = store.MoveDone
+	mustApply(t, s, store.CmdPutMove, m)
+	mustApply(t, s, store.CmdPutMove, second)
 }
 
 func TestSetHostState(t *testing.T) {

@@ -203,6 +203,11 @@ func applyHeartbeat(txn *tx, e entry, p *HostHeartbeat) ([]Event, error) {
 	}
 	h := cloneHost(*old)
 	h.LastHeartbeat = firstSet(utc(p.At), e.at, h.LastHeartbeat)
+	if p.Usage != nil {
+		u := *p.Usage
+		u.At = utc(u.At)
+		h.Usage = &u
+	}
 	evType := ""
 	if p.ContainersChanged && !containersEqual(h.Containers, p.Containers) {
 		h.Containers = cloneContainers(p.Containers)

@@ -62,6 +62,9 @@ type Host struct {
 	// AgentAPI is the agent's own HTTP endpoint (http://addr:port), where
 	// managers drive volume operations and agents send volume data.
 	AgentAPI string `json:"agent_api,omitempty"`
+	// Usage is what the host used when last sampled (every
+	// persistEvery), for display.
+	Usage *HostUsage `json:"usage,omitempty"`
 	// LiveReady says the host can checkpoint and restore containers
 	// (CRIU, dockerd --experimental); LiveRefusal says why not, as its
 	// agent found when it registered.
@@ -73,6 +76,13 @@ type Host struct {
 	// ModifyIndex is the raft index of the last change, set by the FSM. A
 	// heartbeat that only advances LastHeartbeat does not bump it.
 	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// HostUsage is a host's CPU and memory use, as its agent sampled it.
+type HostUsage struct {
+	CPUCores    float64   `json:"cpu_cores"` // cores busy, on average, since the previous sample
+	MemoryBytes int64     `json:"memory_bytes"`
+	At          time.Time `json:"at"`
 }
 
 // App is a deployed Compose application, the unit users create and remove.
@@ -256,6 +266,10 @@ type Var struct {
 // cloneHost returns a deep copy of h.
 func cloneHost(h Host) Host {
 	h.Labels = maps.Clone(h.Labels)
+	if h.Usage != nil {
+		u := *h.Usage
+		h.Usage = &u
+	}
 	h.Containers = cloneContainers(h.Containers)
 	return h
 }
