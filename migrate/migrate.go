@@ -67,6 +67,9 @@ type Tasks interface {
 	RunTask(ctx context.Context, taskID, host string) (string, error)
 	VerifyTask(ctx context.Context, taskID, host string) error
 	RemoveTask(ctx context.Context, taskID, host string) error
+	// A live move's stop and start: into and from a checkpoint in dir.
+	CheckpointTask(ctx context.Context, taskID, host, dir string) error
+	RestoreTask(ctx context.Context, taskID, host, dir string) (string, error)
 }
 
 // Volumes is the volume side of a move (the volume manager's).
@@ -75,6 +78,11 @@ type Volumes interface {
 	Sync(ctx context.Context, name, target string, progress volumes.Progress) (api.VolumeReport, error)
 	Reclaim(name, from, to string) error
 	RemoveCopy(ctx context.Context, name, host string) error
+	// A live move's checkpoint volume: made on the source, where it is
+	// on a host's disk, removed at the end.
+	CreateOn(ctx context.Context, name, host string) error
+	PathOn(ctx context.Context, name, host string) (string, error)
+	Remove(ctx context.Context, name string) error
 }
 
 // Leases is the address side of a move (the network manager's).
@@ -123,6 +131,9 @@ type Request struct {
 	To      string
 	Reason  string
 	Timeout time.Duration
+	// Live checkpoints the process instead of stopping it (the caller
+	// checked that both hosts can: package migrate/live).
+	Live bool
 }
 
 // Plan checks a move without recording it (--dry-run).
@@ -144,7 +155,10 @@ func (r *Runner) Start(req Request) (store.Move, error) {
 	m := store.Move{
 		ID: uuid.NewString(), TaskID: plan.Task.ID, App: plan.Task.App, Service: plan.Task.Service, Slot: plan.Task.Slot,
 		From: plan.From, To: plan.To, Reason: req.Reason, Step: StepPreCopy, State: store.MoveRunning,
-		Volumes: plan.Volumes, Deadline: now.Add(req.Timeout), Started: now, Updated: now,
+		Volumes: plan.Volumes, Deadline: now.Add(req.Timeout), Started: now, Updated: now, Live: req.Live,
+	}
+	if m.Live {
+		m.Checkpoint = "checkpoint-" + m.ID[:8]
 	}
 	if _, err := r.opts.Apply(store.MustEncode(store.CmdPutMove, m)); err != nil {
 		return store.Move{}, fmt.Errorf("record the move of %s.%d: %w", m.Service, m.Slot, err)

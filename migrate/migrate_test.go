@@ -367,6 +367,22 @@ func (f *fakeTasks) RunTask(ctx context.Context, taskID, host string) (string, e
 	return "ctr-" + host, nil
 }
 
+func (f *fakeTasks) CheckpointTask(ctx context.Context, taskID, host, dir string) error {
+	if err := f.h.calls.do(ctx, "checkpoint "+host+" "+dir); err != nil {
+		return err
+	}
+	f.h.setLeaseHosts(taskID, host, "")
+	return nil
+}
+
+func (f *fakeTasks) RestoreTask(ctx context.Context, taskID, host, dir string) (string, error) {
+	if err := f.h.calls.do(ctx, "restore "+host+" "+dir); err != nil {
+		return "", err
+	}
+	f.h.setLeaseHosts(taskID, "*", host)
+	return "ctr-" + host, nil
+}
+
 func (f *fakeTasks) VerifyTask(ctx context.Context, _, host string) error {
 	return f.h.calls.do(ctx, "verify "+host)
 }
@@ -453,6 +469,29 @@ func (f *fakeVolumes) Reclaim(name, from, to string) error {
 
 func (f *fakeVolumes) RemoveCopy(ctx context.Context, name, host string) error {
 	return f.h.calls.do(ctx, "removecopy "+name+" "+host)
+}
+
+func (f *fakeVolumes) CreateOn(ctx context.Context, name, host string) error {
+	if err := f.h.calls.do(ctx, "create "+name+" "+host); err != nil {
+		return err
+	}
+	if _, ok := f.h.store.View().Volume(name); ok {
+		return nil
+	}
+	_, err := f.h.apply(store.MustEncode(store.CmdPutVolume, store.Volume{Name: name, Backend: store.VolumeCopy, OwnerHost: host, Generation: 1}))
+	return err
+}
+
+func (f *fakeVolumes) PathOn(_ context.Context, name, host string) (string, error) {
+	return "/disk/" + host + "/" + name, nil
+}
+
+func (f *fakeVolumes) Remove(ctx context.Context, name string) error {
+	if err := f.h.calls.do(ctx, "rm "+name); err != nil {
+		return err
+	}
+	_, err := f.h.apply(store.MustEncode(store.CmdDeleteVolume, store.NameRef{Name: name}))
+	return err
 }
 
 // fakeLeases is the address side.
@@ -588,6 +627,40 @@ func TestMoveHappyPath(t *testing.T) {
 	}
 	if want := int64(preCopyBytes + deltaBytes + syncBytes); m.Bytes != preCopyBytes || m.BytesSent != want {
 		t.Errorf("progress %d of %d bytes, want %d of %d", m.BytesSent, m.Bytes, want, preCopyBytes)
+	}
+}
+
+// TestLiveMove checkpoints instead of stopping and restores instead of
+// starting, the checkpoint carried in a volume of its own, removed at the
+// end.
+func TestLiveMove(t *testing.T) {
+	h := newHarness(t, 2)
+	vol := mock.Volume()
+	h.addTask(vol)
+	r := h.runner()
+	m := h.start(r, Request{TaskID: mock.Task().ID, To: to, Live: true})
+	if !m.Live || m.Checkpoint == "" {
+		t.Fatalf("started move %+v, want a live one with a checkpoint volume", m)
+	}
+	h.run(r)
+	m = h.waitEnd(m.ID)
+	ckpt := m.Checkpoint
+	h.wantCalls(
+		"create "+ckpt+" "+from,
+		"precopy shop_data "+to,
+		"checkpoint "+from+" /disk/"+from+"/"+ckpt,
+		"sync shop_data "+to,
+		"sync "+ckpt+" "+to,
+		"restore "+to+" /disk/"+to+"/"+ckpt,
+		"verify "+to,
+		"remove "+from,
+		"removecopy shop_data "+from,
+		"rm "+ckpt,
+	)
+	h.wantNoCall("stop", "run")
+	h.wantDone(m)
+	if _, ok := h.store.View().Volume(ckpt); ok {
+		t.Errorf("the checkpoint volume %s is left", ckpt)
 	}
 }
 

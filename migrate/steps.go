@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/clusterctl/clusterctl/agentapi"
@@ -126,7 +127,7 @@ func (m *mover) step(ctx context.Context, mv *store.Move) error {
 	case StepRelease:
 		return m.release(ctx, mv)
 	case StepStart:
-		id, err := m.r.opts.Tasks.RunTask(ctx, mv.TaskID, mv.To)
+		id, err := m.startOrRestore(ctx, mv)
 		mv.Container = id
 		return err
 	case StepVerify:
@@ -152,24 +153,63 @@ func (m *mover) preCopy(ctx context.Context, mv *store.Move) error {
 	if !m.up(mv.From) {
 		return nil // block volumes only (PlanMove checked): nothing to copy
 	}
+	if mv.Live {
+		if err := m.r.opts.Volumes.CreateOn(ctx, mv.Checkpoint, mv.From); err != nil {
+			return fmt.Errorf("checkpoint volume: %w", err)
+		}
+	}
 	return m.eachVolume(mv, store.VolumeCopy, func(name string) error {
+		if name == mv.Checkpoint {
+			return nil // empty until the checkpoint: it goes with the sync
+		}
 		_, err := m.r.opts.Volumes.PreCopy(ctx, name, mv.To, m.onProgress(mv))
 		return err
 	})
 }
 
 // stop stops the source container; a source host that is down has
-// nothing running that could write.
+// nothing running that could write, and the downtime counts from when it
+// was last heard from.
 func (m *mover) stop(ctx context.Context, mv *store.Move) error {
+	stopped := time.Now().UTC()
 	if m.up(mv.From) {
-		if err := m.r.opts.Tasks.StopTask(ctx, mv.TaskID, mv.From); err != nil {
+		if err := m.stopOrCheckpoint(ctx, mv); err != nil {
 			return err
 		}
+		stopped = time.Now().UTC()
+	} else if h, ok := m.r.opts.Store.View().Host(mv.From); ok && !h.LastHeartbeat.IsZero() {
+		stopped = h.LastHeartbeat // the task was lost with its host
 	}
 	if mv.Stopped.IsZero() {
-		mv.Stopped = time.Now().UTC()
+		mv.Stopped = stopped
 	}
 	return nil
+}
+
+// stopOrCheckpoint stops the source container, or for a live move
+// checkpoints it into the checkpoint volume.
+func (m *mover) stopOrCheckpoint(ctx context.Context, mv *store.Move) error {
+	if !mv.Live {
+		return m.r.opts.Tasks.StopTask(ctx, mv.TaskID, mv.From)
+	}
+	dir, err := m.r.opts.Volumes.PathOn(ctx, mv.Checkpoint, mv.From)
+	if err != nil {
+		return err
+	}
+	return m.r.opts.Tasks.CheckpointTask(ctx, mv.TaskID, mv.From, dir)
+}
+
+// startOrRestore starts the task on the target, or for a live move
+// restores it from the checkpoint volume, synced there.
+func (m *mover) startOrRestore(ctx context.Context, mv *store.Move) (string, error) {
+	if !mv.Live {
+		return m.r.opts.Tasks.RunTask(ctx, mv.TaskID, mv.To)
+	}
+	dir, err := m.r.opts.Volumes.PathOn(ctx, mv.Checkpoint, mv.To)
+	if err != nil {
+		return "", err
+	}
+	return m.r.opts.Tasks.RestoreTask(ctx, mv.TaskID, mv.To, dir)
 }
 
 // sync hands each volume to the target: the last delta and the target's
@@ -229,9 +269,26 @@ func (m *mover) cleanup(ctx context.Context, mv *store.Move) error {
 	if err := m.r.opts.Tasks.RemoveTask(ctx, mv.TaskID, mv.From); err != nil {
 		return err
 	}
-	return m.eachVolume(mv, store.VolumeCopy, func(name string) error {
+	if err := m.eachVolume(mv, store.VolumeCopy, func(name string) error {
+		if name == mv.Checkpoint {
+			return nil // removed whole below
+		}
 		return m.r.opts.Volumes.RemoveCopy(ctx, name, mv.From)
-	})
+	}); err != nil {
+		return err
+	}
+	return m.dropCheckpoint(ctx, mv)
+}
+
+// dropCheckpoint removes a live move's checkpoint volume, if it has one.
+func (m *mover) dropCheckpoint(ctx context.Context, mv *store.Move) error {
+	if mv.Checkpoint == "" {
+		return nil
+	}
+	if _, ok := m.r.opts.Store.View().Volume(mv.Checkpoint); !ok {
+		return nil
+	}
+	return m.r.opts.Volumes.Remove(ctx, mv.Checkpoint)
 }
 
 // finish records the end of the move and gives the task to its host (the
@@ -310,6 +367,9 @@ func (m *mover) rollback(ctx context.Context, mv store.Move) error {
 	if _, err := m.r.opts.Tasks.RunTask(ctx, mv.TaskID, mv.From); err != nil {
 		return err
 	}
+	if err := m.dropCheckpoint(ctx, &mv); err != nil {
+		m.r.log.Warn("remove a rolled-back live move's checkpoint volume", "volume", mv.Checkpoint, "err", err)
+	}
 	mv.State, mv.Finished = store.MoveRolledBack, time.Now().UTC()
 	return m.finish(mv)
 }
@@ -344,8 +404,15 @@ func (m *mover) giveBack(ctx context.Context, mv store.Move, name string, ran bo
 // eachVolume runs f for the move's volumes of a backend ("" for all).
 func (m *mover) eachVolume(mv *store.Move, backend string, f func(name string) error) error {
 	v := m.r.opts.Store.View()
-	for _, name := range mv.Volumes {
+	names := mv.Volumes
+	if mv.Checkpoint != "" {
+		names = append(slices.Clone(names), mv.Checkpoint)
+	}
+	for _, name := range names {
 		vol, ok := v.Volume(name)
+		if !ok && name == mv.Checkpoint {
+			continue // not made yet, or removed already
+		}
 		if !ok {
 			return fmt.Errorf("volume %s is gone from the cluster", name)
 		}

@@ -51,6 +51,8 @@ type action struct {
 	replace   string // actCreate: the outdated container to remove first
 	restart   bool   // actStart: a restart under the restart policy
 	app       store.App
+	// restore starts the container from a checkpoint (a live move).
+	restore container.StartOptions
 }
 
 // removeAction removes a located container under key.
@@ -134,7 +136,7 @@ func (o *Orchestrator) create(ctx context.Context, a action) error {
 		}
 	}
 	o.log.Info("container created", "task", t.ID, "host", a.host, "container", cfg.Name)
-	return o.start(ctx, action{task: t, host: a.host, container: id})
+	return o.start(ctx, action{task: t, host: a.host, container: id, restore: a.restore})
 }
 
 // prepare creates a task's networks and volumes on its host.
@@ -192,7 +194,7 @@ func (o *Orchestrator) start(ctx context.Context, a action) error {
 	if err != nil {
 		return err
 	}
-	if err := d.ContainerStart(ctx, a.container, container.StartOptions{}); err != nil {
+	if err := d.ContainerStart(ctx, a.container, a.restore); err != nil {
 		return fmt.Errorf("start %s on %s: %w", a.task.ID, a.host, err)
 	}
 	info, err := d.ContainerInspect(ctx, a.container)

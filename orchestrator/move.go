@@ -11,6 +11,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/clusterctl/clusterctl/migrate/live"
 	"github.com/clusterctl/clusterctl/scheduler"
 	"github.com/clusterctl/clusterctl/spec"
 	"github.com/clusterctl/clusterctl/store"
@@ -196,13 +197,47 @@ func (o *Orchestrator) containerOf(taskID, host string) (store.Container, bool) 
 // RunTask creates (or adopts) the task's container on host with the same
 // config, addresses and volumes, starts it, and returns its ID.
 func (o *Orchestrator) RunTask(ctx context.Context, taskID, host string) (string, error) {
+	return o.runTask(ctx, taskID, host, container.StartOptions{})
+}
+
+// checkpointID names the checkpoint of a live move in its directory.
+const checkpointID = "move"
+
+// CheckpointTask stops the task's container on host into a checkpoint
+// (CRIU, through Docker's experimental API) written in dir, a directory
+// on that host, and waits until the host reports it stopped.
+func (o *Orchestrator) CheckpointTask(ctx context.Context, taskID, host, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	c, ok := o.containerOf(taskID, host)
+	if !ok {
+		return fmt.Errorf("task %s has no container on %s to checkpoint", taskID, host)
+	}
+	d, err := o.engineOf(host)
+	if err != nil {
+		return err
+	}
+	if err := (live.Docker{Engine: d}).Checkpoint(ctx, c.ID, checkpointID, dir); err != nil {
+		return fmt.Errorf("on %s: %w", host, err)
+	}
+	return o.waitReported(ctx, taskID, host, func(c store.Container, ok bool) bool { return !ok || c.State != "running" })
+}
+
+// RestoreTask is RunTask with the process restored from the checkpoint
+// in dir, a directory on host, instead of started afresh.
+func (o *Orchestrator) RestoreTask(ctx context.Context, taskID, host, dir string) (string, error) {
+	return o.runTask(ctx, taskID, host, container.StartOptions{CheckpointID: checkpointID, CheckpointDir: dir})
+}
+
+// runTask creates the task's container on host and starts it so.
+func (o *Orchestrator) runTask(ctx context.Context, taskID, host string, start container.StartOptions) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
 	t, ok := o.opts.Store.View().Task(taskID)
 	if !ok {
 		return "", store.Refuse(store.ErrNotFound, "no task %s", taskID)
 	}
-	if err := o.create(ctx, action{kind: actCreate, key: t.ID, task: t, host: host}); err != nil {
+	if err := o.create(ctx, action{kind: actCreate, key: t.ID, task: t, host: host, restore: start}); err != nil {
 		return "", err
 	}
 	c, err := o.inspectTask(ctx, t, host)

@@ -40,7 +40,7 @@ func (s *Server) handleStartMove(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	mr := migrate.Request{TaskID: task.ID, To: req.To, Reason: "move", Timeout: time.Duration(req.TimeoutMS) * time.Millisecond}
+	mr := migrate.Request{TaskID: task.ID, To: req.To, Reason: "move", Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, Live: req.Live}
 	if req.DryRun {
 		plan, err := s.moves.Plan(mr)
 		if err != nil {

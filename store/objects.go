@@ -224,6 +224,10 @@ type Move struct {
 	Error string `json:"error,omitempty"`
 	// Volumes are the task's cluster volumes, which follow it.
 	Volumes []string `json:"volumes,omitempty"`
+	// Live moves checkpoint the process instead of stopping it; the
+	// checkpoint travels in a copy volume of its own, Checkpoint.
+	Live       bool   `json:"live,omitempty"`
+	Checkpoint string `json:"checkpoint,omitempty"`
 	// Container is the task's container on the target, once created.
 	Container string `json:"container,omitempty"`
 	// Bytes and BytesSent are the volumes' size and what was sent so far;

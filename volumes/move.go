@@ -410,3 +410,29 @@ func (m *Manager) RemoveCopy(ctx context.Context, name, host string) error {
 	}
 	return m.cleanup(ctx, name, h, nil, &api.VolumeReport{})
 }
+
+// CreateOn makes a copy volume attached on host now (a live move's
+// checkpoint travels in one), or finds it so.
+func (m *Manager) CreateOn(ctx context.Context, name, host string) error {
+	if _, err := m.Create(api.VolumeCreate{Name: name, Options: map[string]string{"backend": store.VolumeCopy}}); err != nil {
+		return err
+	}
+	return m.AttachOn(ctx, name, host)
+}
+
+// PathOn is where a volume attached on host is on that host's disk, as
+// its agent says.
+func (m *Manager) PathOn(ctx context.Context, name, host string) (string, error) {
+	h, ok := m.store.View().Host(host)
+	if !ok || h.AgentAPI == "" {
+		return "", store.Refuse(store.ErrConflict, "host %s has no agent", host)
+	}
+	st, err := m.agent(h.AgentAPI).Volume(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("volume %s on %s: %w", name, host, err)
+	}
+	if !st.Attached || st.Path == "" {
+		return "", store.Refuse(store.ErrConflict, "volume %s is not attached on %s", name, host)
+	}
+	return st.Path, nil
+}

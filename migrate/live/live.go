@@ -10,6 +10,11 @@
 // ready, with each host's reason. Debian's criu 3.17 fails `criu check`
 // on the 6.x kernels of our machines, so no host here is ready: the
 // refusal is what this code does on them.
+//
+// On hosts that are ready, a live move (package migrate) makes a copy
+// volume for the checkpoint on the source, checkpoints the container into
+// it instead of stopping it, syncs it to the target with the task's own
+// volumes, and restores the container from it instead of starting it.
 package live
 
 import (
@@ -23,7 +28,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/checkpoint"
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/clusterctl/clusterctl/store"
@@ -102,31 +106,16 @@ func Check(v *store.View, from, to string) error {
 	return nil
 }
 
-// Checkpointer saves a container's processes and brings them back: the
-// interface a live move's steps use in place of stop and start.
-type Checkpointer interface {
-	// Checkpoint stops the container into a checkpoint named id.
-	Checkpoint(ctx context.Context, containerID, id string) error
-	// Restore starts a container from the checkpoint id, which must be
-	// in the container's checkpoint directory on its host.
-	Restore(ctx context.Context, containerID, id string) error
-}
-
 // Docker checkpoints through a host's Docker engine.
 type Docker struct{ Engine *client.Client }
 
-// Checkpoint stops the container into checkpoint id.
-func (d Docker) Checkpoint(ctx context.Context, containerID, id string) error {
-	if err := d.Engine.CheckpointCreate(ctx, containerID, checkpoint.CreateOptions{CheckpointID: id, Exit: true}); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", containerID, err)
-	}
-	return nil
-}
-
-// Restore starts the container from checkpoint id.
-func (d Docker) Restore(ctx context.Context, containerID, id string) error {
-	if err := d.Engine.ContainerStart(ctx, containerID, container.StartOptions{CheckpointID: id}); err != nil {
-		return fmt.Errorf("restore %s from %s: %w", containerID, id, err)
+// Checkpoint stops the container into checkpoint id, written in dir (on
+// the container's host): a live move writes it into a volume of its own,
+// which the volume machinery carries to the target.
+func (d Docker) Checkpoint(ctx context.Context, containerID, id, dir string) error {
+	opts := checkpoint.CreateOptions{CheckpointID: id, CheckpointDir: dir, Exit: true}
+	if err := d.Engine.CheckpointCreate(ctx, containerID, opts); err != nil {
+		return fmt.Errorf("checkpoint %.12s into %s: %w", containerID, dir, err)
 	}
 	return nil
 }
