@@ -10,7 +10,7 @@ export CGO_ENABLED := 0
 # engines may be too old for it.
 export DOCKER_BUILDKIT := 0
 
-.PHONY: build images test test-unit test-e2e lab bench clean
+.PHONY: build images test test-unit test-e2e lab demo bench clean
 
 ## build: the static binary bin/clusterctl
 build:
@@ -38,6 +38,10 @@ test-unit:
 
 test-e2e:
 	$(GO) test -count=1 -tags e2e -timeout 20m -v ./e2e/...
+
+## demo: the DockerCon 2015 migration demo on a 3-host lab (it stays up: bin/clusterctl lab down)
+demo: build images
+	$(BIN) demo --images $(IMAGES) -f samples/dockercon/compose.yml
 
 ## lab: a 3-host lab with the sample images
 lab: build images
