@@ -10,7 +10,7 @@ export CGO_ENABLED := 0
 # engines may be too old for it.
 export DOCKER_BUILDKIT := 0
 
-.PHONY: build images test test-unit test-e2e lab demo bench clean
+.PHONY: build images test test-unit test-e2e lab demo screenshot bench clean
 
 ## build: the static binary bin/clusterctl
 build:
@@ -42,6 +42,10 @@ test-e2e:
 ## demo: the DockerCon 2015 migration demo on a 3-host lab (it stays up: bin/clusterctl lab down)
 demo: build images
 	$(BIN) demo --images $(IMAGES) -f samples/dockercon/compose.yml
+
+## screenshot: docs/dashboard.png, the dashboard during a move (needs tmux)
+screenshot: build images
+	$(GO) run ./tools/screenshot -bin $(BIN) -images $(IMAGES) -o docs/dashboard.png
 
 ## lab: a 3-host lab with the sample images
 lab: build images

@@ -315,3 +315,22 @@ func TestDashboardSmoke(t *testing.T) {
 }
 
 func lipglossWidth(s string) int { return lipgloss.Width(s) }
+
+func TestTasksOfAServiceOnDifferentHostsShareALine(t *testing.T) {
+	src := newFake()
+	src.snap.Tasks = append(src.snap.Tasks, api.TaskStatus{App: "shop", Service: "web", Task: "web.2", ID: "shop.web.2.w", Host: "host2", State: "running", Desired: "running", IP: "10.200.0.4"},
+		api.TaskStatus{App: "shop", Service: "web", Task: "web.3", ID: "shop.web.3.v", Host: "host2", State: "running", Desired: "running", IP: "10.200.0.5"})
+	m := loaded(t, src)
+	var shared, second bool
+	for _, line := range strings.Split(m.View(), "\n") {
+		if strings.Contains(line, "shop/web") && strings.Contains(line, "web.1 10.200.0.3") && strings.Contains(line, "web.2 10.200.0.4") {
+			shared = true
+		}
+		if !strings.Contains(line, "shop/") && strings.Contains(line, "web.3 10.200.0.5") {
+			second = true
+		}
+	}
+	if !shared || !second {
+		t.Errorf("want web.1 and web.2 on the service's line, web.3 on the next:\n%s", m.View())
+	}
+}

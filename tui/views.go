@@ -106,25 +106,54 @@ func (m Model) gridView() string {
 	}
 	b.WriteString("\n")
 	sel, _ := m.selectedTask()
-	for _, t := range tasks {
-		b.WriteString(pad(t.App+"/"+t.Service, first))
-		for _, h := range hosts {
-			cell := ""
-			if t.Host == h.Name {
-				cell = fmt.Sprintf("%s %s %s", t.Task, dash(t.IP), stateMark(t, m.movingTo(t)))
-			}
-			cell = pad(cell, col)
-			if t.Host == h.Name && t.ID == sel.ID {
-				cell = selectedStyle.Render(cell)
-			}
-			b.WriteString(cell)
+	for _, group := range byService(tasks) {
+		// One line per task a host has of the service: tasks of one
+		// service on different hosts share a line.
+		perHost := map[string][]api.TaskStatus{}
+		lines := 1
+		for _, t := range group {
+			perHost[t.Host] = append(perHost[t.Host], t)
+			lines = max(lines, len(perHost[t.Host]))
 		}
-		b.WriteString("\n")
+		for line := range lines {
+			label := ""
+			if line == 0 {
+				label = group[0].App + "/" + group[0].Service
+			}
+			b.WriteString(pad(label, first))
+			for _, h := range hosts {
+				cell := ""
+				var t api.TaskStatus
+				if here := perHost[h.Name]; line < len(here) {
+					t = here[line]
+					cell = fmt.Sprintf("%s %s %s", t.Task, dash(t.IP), stateMark(t, m.movingTo(t)))
+				}
+				cell = pad(cell, col)
+				if cell != "" && t.ID != "" && t.ID == sel.ID {
+					cell = selectedStyle.Render(cell)
+				}
+				b.WriteString(cell)
+			}
+			b.WriteString("\n")
+		}
 	}
 	if moves := m.movesView(true); moves != "" {
 		b.WriteString("\n" + moves)
 	}
 	return b.String()
+}
+
+// byService groups tasks (sorted by app and task) by service, in order.
+func byService(tasks []api.TaskStatus) [][]api.TaskStatus {
+	var out [][]api.TaskStatus
+	for _, t := range tasks {
+		if n := len(out); n > 0 && out[n-1][0].App == t.App && out[n-1][0].Service == t.Service {
+			out[n-1] = append(out[n-1], t)
+			continue
+		}
+		out = append(out, []api.TaskStatus{t})
+	}
+	return out
 }
 
 // hostLabel is a host's column header: name, leader star, state.
