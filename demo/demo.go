@@ -23,6 +23,14 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/clusterctl/clusterctl/internal/prober"
+)
+
+// The visitors' pace, and how long the demo waits for their answers.
+const (
+	probeEvery  = 50 * time.Millisecond
+	waitAnswers = time.Minute
 )
 
 // Options say where things are.
@@ -40,7 +48,7 @@ type demo struct {
 	opts  Options
 	out   io.Writer
 	hosts map[string]string // lab host name -> address
-	probe *prober
+	probe *prober.Prober
 }
 
 // task is a task as `clusterctl ps -o json` shows it.
@@ -56,7 +64,7 @@ func Run(ctx context.Context, opts Options) error {
 	d := &demo{opts: opts, out: opts.Out}
 	res, err := d.run(ctx)
 	if d.probe != nil {
-		d.probe.stop()
+		d.probe.Stop()
 	}
 	if err != nil {
 		fmt.Fprintf(d.out, "\ndemo: failed %s\n", oneLine(err))
@@ -98,11 +106,11 @@ func (d *demo) run(ctx context.Context) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	d.probe = startProber(webs)
-	if err := d.probe.waitHits(ctx, 40); err != nil {
+	d.probe = prober.Start(webs, probeEvery)
+	if err := d.probe.WaitAnswers(ctx, 40, waitAnswers); err != nil {
 		return res, err
 	}
-	fmt.Fprintf(d.out, "   %s\n", d.probe.summary())
+	fmt.Fprintf(d.out, "   %s\n", d.probe.Summary())
 
 	d.say("4. Move the database to another host, with its data and its address, while the visitors keep coming.")
 	if res, err = d.moveDB(ctx); err != nil {
@@ -134,25 +142,25 @@ func (d *demo) moveDB(ctx context.Context) (result, error) {
 	}
 	res.from, res.to = db.Host, to
 	fmt.Fprintf(d.out, "   db.1 runs on %s at %s; it goes to %s.\n", db.Host, db.IP, to)
-	d.probe.reset()
-	before := d.probe.acked()
+	d.probe.Reset()
+	before := d.probe.Acked()
 	if err := d.show("move", "db", to); err != nil {
 		return res, err
 	}
-	if err := d.probe.waitHits(ctx, 20); err != nil {
+	if err := d.probe.WaitAnswers(ctx, 20, waitAnswers); err != nil {
 		return res, err
 	}
 	moved, err := d.task("db.1")
 	if err != nil {
 		return res, err
 	}
-	after := d.probe.firstAfter(before)
+	after := d.probe.FirstAbove(before)
 	res.ipKept = moved.Host == to && moved.IP == db.IP
 	res.dataKept = after > before
-	res.gap = d.probe.longestGap()
+	res.gap = d.probe.LongestGap()
 	fmt.Fprintf(d.out, "   db.1 now on %s at %s: address kept: %t\n", moved.Host, moved.IP, res.ipKept)
 	fmt.Fprintf(d.out, "   the counter was at %d before the move and went on at %d: data kept: %t\n", before, after, res.dataKept)
-	fmt.Fprintf(d.out, "   clients waited at most %s; %s\n", res.gap.Round(time.Millisecond), d.probe.summary())
+	fmt.Fprintf(d.out, "   clients waited at most %s; %s\n", res.gap.Round(time.Millisecond), d.probe.Summary())
 	if !res.ipKept || !res.dataKept {
 		return res, fmt.Errorf("moved=db from=%s to=%s ip_kept=%t data_kept=%t", db.Host, to, res.ipKept, res.dataKept)
 	}
@@ -174,8 +182,8 @@ func (d *demo) moveWeb(ctx context.Context) error {
 		return err
 	}
 	moving := "http://" + d.hosts[web.Host] + ":8080/"
-	d.probe.setTargets(slices.DeleteFunc(webs, func(u string) bool { return u == moving }))
-	d.probe.reset()
+	d.probe.SetTargets(slices.DeleteFunc(webs, func(u string) bool { return u == moving }))
+	d.probe.Reset()
 	if err := d.show("move", "web.1", to); err != nil {
 		return err
 	}
@@ -183,11 +191,11 @@ func (d *demo) moveWeb(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.probe.setTargets(webs)
-	if err := d.probe.waitHits(ctx, 20); err != nil {
+	d.probe.SetTargets(webs)
+	if err := d.probe.WaitAnswers(ctx, 20, waitAnswers); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "   web.1 now on %s; clients waited at most %s; %s\n", to, d.probe.longestGap().Round(time.Millisecond), d.probe.summary())
+	fmt.Fprintf(d.out, "   web.1 now on %s; clients waited at most %s; %s\n", to, d.probe.LongestGap().Round(time.Millisecond), d.probe.Summary())
 	return nil
 }
 

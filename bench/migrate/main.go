@@ -1,5 +1,5 @@
-// Command migrate measures what clients see of a move: a prober sends a
-// request every 10 ms through web (on host1) to db while db, with 256 MiB
+// Command migrate measures what clients see of a move: a prober
+// (internal/prober) sends a request every 10 ms through web (on host1) to db while db, with 256 MiB
 // of data on a clustervol volume, moves between host2 and host3 with
 // `clusterctl move`; the longest gap between two answered requests is the
 // figure. The baseline, in the same run, is the naive move of the same
@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,11 +20,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/clusterctl/clusterctl/bench/internal/benchcli"
 	"github.com/clusterctl/clusterctl/bench/internal/benchtar"
+	"github.com/clusterctl/clusterctl/internal/prober"
 )
 
 // Lab paths, as the lab lays them out (lab/layout.go).
@@ -174,9 +173,9 @@ func (b *bench) ours(backend string, port int) ([]outcome, error) {
 	var out []outcome
 	for range b.runs {
 		to := map[string]string{"host2": "host3", "host3": "host2"}[host]
-		p := startProber(url)
+		p := prober.Start([]string{url}, probeEvery)
 		raw, err := b.cli.RunStdout("move", "-p", app, "db", to, "-o", "json")
-		o := p.stop()
+		o := measured(p)
 		if err != nil {
 			return nil, err
 		}
@@ -255,14 +254,14 @@ func (b *bench) naive() ([]outcome, error) {
 	var out []outcome
 	for range b.runs {
 		to := map[string]string{"host2": "host3", "host3": "host2"}[host]
-		p := startProber(url)
+		p := prober.Start([]string{url}, probeEvery)
 		start := time.Now()
 		err := b.naiveMove(host, to)
 		if err == nil {
 			err = waitAnswer(url)
 		}
 		total := time.Since(start)
-		o := p.stop()
+		o := measured(p)
 		if err != nil {
 			return nil, err
 		}
@@ -325,8 +324,8 @@ func waitAnswer(url string) error {
 	return fmt.Errorf("%s did not answer within a minute", url)
 }
 
-// client is the prober's: no connection reuse, so that each request goes
-// through web to db afresh, as a new visitor's would.
+// client checks that the app answers: no connection reuse, so that each
+// request goes through web to db afresh.
 var client = &http.Client{Timeout: probeTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // answered says whether one GET of url got a 200.
@@ -339,63 +338,10 @@ func answered(url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// prober sends a request every probeEvery, each on its own, and records
-// when each answered one came back.
-type prober struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	start  time.Time
-	ok     []time.Time
-	failed int
-}
-
-func startProber(url string) *prober {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &prober{cancel: cancel, start: time.Now()}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		tick := time.NewTicker(probeEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				good := answered(url)
-				p.mu.Lock()
-				defer p.mu.Unlock()
-				if good {
-					p.ok = append(p.ok, time.Now())
-				} else {
-					p.failed++
-				}
-			}()
-		}
-	}()
-	return p
-}
-
-// stop ends the probing and returns the longest gap between answers
-// (from the start, and to the end).
-func (p *prober) stop() outcome {
-	end := time.Now()
-	p.cancel()
-	p.wg.Wait()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	times := append([]time.Time{p.start}, p.ok...)
-	times = append(times, end)
-	var gap time.Duration
-	for i := 1; i < len(times); i++ {
-		gap = max(gap, times[i].Sub(times[i-1]))
-	}
-	return outcome{gap: gap, failed: p.failed}
+// measured is what the prober saw of one move.
+func measured(p *prober.Prober) outcome {
+	p.Stop()
+	return outcome{gap: p.LongestGap(), failed: p.Failed()}
 }
 
 func (b *bench) print(r map[string][]outcome) {
