@@ -98,23 +98,24 @@ func (o *Orchestrator) Run(ctx context.Context) {
 	tick := time.NewTicker(o.opts.Every)
 	defer tick.Stop()
 	for {
-		if err := o.reconcile(ctx); err != nil && ctx.Err() == nil {
+		index, err := o.reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
 			o.log.Warn("reconcile", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-o.changed(ctx):
+		case <-o.changed(ctx, index):
 		}
 	}
 }
 
-// changed returns a channel closed once the store moves past the index the
-// last pass saw, so a change is acted on without waiting for the tick.
-func (o *Orchestrator) changed(ctx context.Context) <-chan struct{} {
+// changed returns a channel closed once the store moves past index, the
+// one the last pass decided from, so a change is acted on without waiting
+// for the tick, also one that landed while the pass ran.
+func (o *Orchestrator) changed(ctx context.Context, index uint64) <-chan struct{} {
 	ch := make(chan struct{})
-	index := o.opts.Store.View().Index()
 	go func() {
 		defer close(ch)
 		wctx, cancel := context.WithTimeout(ctx, o.opts.Every)

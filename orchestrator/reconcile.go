@@ -46,21 +46,23 @@ type located struct {
 }
 
 // reconcile runs one pass: decide from a view, commit what was decided
-// about the store, and start the Docker work in the background.
-func (o *Orchestrator) reconcile(ctx context.Context) error {
-	p := newPass(o.opts.Store.View(), time.Now())
+// about the store, and start the Docker work in the background. It
+// returns the index of the view it decided from.
+func (o *Orchestrator) reconcile(ctx context.Context) (uint64, error) {
+	v := o.opts.Store.View()
+	p := newPass(v, time.Now())
 	o.decide(p)
 	if err := o.placeTasks(p); err != nil {
-		return err
+		return v.Index(), err
 	}
 	if err := o.commitObserved(p); err != nil {
-		return err
+		return v.Index(), err
 	}
 	o.releaseLeases(o.opts.Store.View())
 	for _, a := range p.actions {
 		o.work.start(a.key, func() { o.run(ctx, a) })
 	}
-	return nil
+	return v.Index(), nil
 }
 
 // newPass indexes a view for one pass.
