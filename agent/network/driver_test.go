@@ -36,7 +36,7 @@ func (p *fakePlane) Ensure(n Segment, peers []netip.Addr) error {
 func (p *fakePlane) Remove(n Segment) error { delete(p.nets, n.Name); return nil }
 func (p *fakePlane) CreateEndpoint(n Segment, id string, _ net.HardwareAddr, addr netip.Prefix) (string, error) {
 	p.endpoints[id] = addr
-	return "cnc" + id[:8], nil
+	return "cnc" + id[:min(8, len(id))], nil
 }
 func (p *fakePlane) DeleteEndpoint(id string) error { delete(p.endpoints, id); return nil }
 func (p *fakePlane) SetRemote(n Segment, eps []Remote) error {
