@@ -4,10 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/clusterctl/clusterctl/compose"
+	"github.com/clusterctl/clusterctl/internal/checks"
 	"github.com/clusterctl/clusterctl/spec"
 )
 
@@ -37,19 +37,11 @@ func FuzzComposePlan(f *testing.F) {
 		}
 		app, err := spec.FromCompose(loaded)
 		if err != nil {
-			oneLine(t, "FromCompose", err)
+			checks.OneLine(t, "FromCompose", err)
 			return
 		}
 		if _, err := h.o.Deploy(context.Background(), app, text, true); err != nil {
-			oneLine(t, "plan", err)
+			checks.OneLine(t, "plan", err)
 		}
 	})
-}
-
-// oneLine fails unless err reads as one non-empty line.
-func oneLine(t *testing.T, what string, err error) {
-	t.Helper()
-	if msg := err.Error(); msg == "" || strings.Contains(msg, "\n") {
-		t.Errorf("%s: the error is not one line: %q", what, msg)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/internal/checks"
 )
 
 // FuzzVolumeRequests sends what a plugin Create or `clusterctl volume
@@ -36,25 +37,17 @@ func FuzzVolumeRequests(f *testing.F) {
 		}
 		vol, err := m.Create(api.VolumeCreate{Name: name, Options: opts})
 		if err != nil {
-			oneLine(t, "create", err)
+			checks.OneLine(t, "create", err)
 			return
 		}
 		if vol.Name == "" || strings.ContainsAny(vol.Name, "/\\\x00") || strings.Contains(vol.Name, "..") {
 			t.Fatalf("volume name %q accepted", vol.Name)
 		}
 		if _, err := m.Attach(vol.Name, "host1"); err != nil {
-			oneLine(t, "attach", err)
+			checks.OneLine(t, "attach", err)
 		}
 		if _, err := m.Attach(vol.Name, "host2"); err == nil {
 			t.Fatalf("volume %s attached to two hosts", vol.Name)
 		}
 	})
-}
-
-// oneLine fails unless err reads as one non-empty line.
-func oneLine(t *testing.T, what string, err error) {
-	t.Helper()
-	if msg := err.Error(); msg == "" || strings.Contains(msg, "\n") {
-		t.Errorf("%s: the error is not one line: %q", what, msg)
-	}
 }
