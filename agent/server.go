@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -100,8 +101,12 @@ func (a *Agent) restoreVolumes(ctx context.Context) {
 	}
 }
 
+// pluginGroup may use the plugin sockets besides root: Docker's group,
+// whose members can already drive dockerd, which is who calls plugins.
+const pluginGroup = "docker"
+
 // listenPlugin listens on DIR/NAME.sock, replacing a socket an earlier
-// run left, readable by root only until issue 10's groups.
+// run left, for root and the docker group only (mode 0660).
 func listenPlugin(dir, name string) (net.Listener, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("plugin directory: %w", err)
@@ -118,7 +123,24 @@ func listenPlugin(dir, name string) (net.Listener, error) {
 		l.Close()
 		return nil, fmt.Errorf("plugin socket: %w", err)
 	}
+	if err := os.Chown(path, 0, pluginGID()); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("plugin socket: %w", err)
+	}
 	return l, nil
+}
+
+// pluginGID is the docker group's ID, or root's where there is none.
+func pluginGID() int {
+	g, err := user.LookupGroup(pluginGroup)
+	if err != nil {
+		return 0
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return 0
+	}
+	return gid
 }
 
 // routes is the agent's own API.
