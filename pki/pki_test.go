@@ -45,16 +45,19 @@ func TestRefusals(t *testing.T) {
 	foreign, _ := other.Issue("host1", RoleManager, nil, now)
 	forged, _ := twin.Issue("host1", RoleManager, nil, now)
 	for name, check := range map[string]func() error{
-		"expired":             func() error { _, err := ca.Verify(leaf.Cert, now.Add(LeafValidity+time.Hour)); return err },
-		"not yet valid":       func() error { _, err := ca.Verify(leaf.Cert, now.Add(-time.Hour)); return err },
-		"another cluster's":   func() error { _, err := ca.Verify(foreign.Cert, now); return err },
-		"a look-alike CA's":   func() error { _, err := ca.Verify(forged.Cert, now); return err },
-		"bad role":            func() error { _, err := ca.Issue("x", "admin", nil, now); return err },
-		"name with a slash":   func() error { _, err := ca.Issue("a/b", RoleWorker, nil, now); return err },
-		"empty cluster":       func() error { _, err := NewCA("", now); return err },
-		"client token":        func() error { _, err := NewToken(ca, RoleClient); return err },
-		"malformed token":     func() error { _, err := ParseToken("SWMTKN-1-abc-def"); return err },
-		"token with bad role": func() error { _, err := ParseToken("CCTL1-admin-" + strings.Repeat("a", 32) + "-" + strings.Repeat("b", 32)); return err },
+		"expired":           func() error { _, err := ca.Verify(leaf.Cert, now.Add(LeafValidity+time.Hour)); return err },
+		"not yet valid":     func() error { _, err := ca.Verify(leaf.Cert, now.Add(-time.Hour)); return err },
+		"another cluster's": func() error { _, err := ca.Verify(foreign.Cert, now); return err },
+		"a look-alike CA's": func() error { _, err := ca.Verify(forged.Cert, now); return err },
+		"bad role":          func() error { _, err := ca.Issue("x", "admin", nil, now); return err },
+		"name with a slash": func() error { _, err := ca.Issue("a/b", RoleWorker, nil, now); return err },
+		"empty cluster":     func() error { _, err := NewCA("", now); return err },
+		"client token":      func() error { _, err := NewToken(ca, RoleClient); return err },
+		"malformed token":   func() error { _, err := ParseToken("SWMTKN-1-abc-def"); return err },
+		"token with bad role": func() error {
+			_, err := ParseToken("CCTL1-admin-" + strings.Repeat("a", 32) + "-" + strings.Repeat("b", 32))
+			return err
+		},
 	} {
 		err := check()
 		if err == nil {
