@@ -50,6 +50,9 @@ type LeaseRequest struct {
 // /v1/networks/{name}/leases/{addr}/endpoint); "" for nowhere.
 type EndpointHost struct {
 	Host string `json:"host"`
+	// From, with Host "", clears the endpoint's host only if it is still
+	// From: the host whose endpoint went.
+	From string `json:"from,omitempty"`
 }
 
 // CreateNetwork creates a cluster network, or finds it.
@@ -92,4 +95,12 @@ func (c *Client) SetEndpointHost(ctx context.Context, network, addr, host string
 	var out Lease
 	path := "/v1/networks/" + url.PathEscape(network) + "/leases/" + url.PathEscape(addr) + "/endpoint"
 	return &out, c.do(ctx, http.MethodPost, path, EndpointHost{Host: host}, &out)
+}
+
+// ClearEndpointHost records that the address's endpoint on host is gone,
+// unless it is elsewhere already.
+func (c *Client) ClearEndpointHost(ctx context.Context, network, addr, host string) (*Lease, error) {
+	var out Lease
+	path := "/v1/networks/" + url.PathEscape(network) + "/leases/" + url.PathEscape(addr) + "/endpoint"
+	return &out, c.do(ctx, http.MethodPost, path, EndpointHost{From: host}, &out)
 }

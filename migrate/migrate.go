@@ -87,7 +87,7 @@ type Volumes interface {
 
 // Leases is the address side of a move (the network manager's).
 type Leases interface {
-	SetEndpointHost(network, addr, host string) (store.IPLease, error)
+	ClearEndpointHost(network, addr, host string) (store.IPLease, error)
 }
 
 // Options configure a Runner.

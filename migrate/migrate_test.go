@@ -497,25 +497,20 @@ func (f *fakeVolumes) Remove(ctx context.Context, name string) error {
 // fakeLeases is the address side.
 type fakeLeases struct{ h *harness }
 
-func (f *fakeLeases) SetEndpointHost(network, addr, host string) (store.IPLease, error) {
-	if err := f.h.calls.do(context.Background(), "lease "+addr+" "+orNone(host)); err != nil {
+func (f *fakeLeases) ClearEndpointHost(network, addr, host string) (store.IPLease, error) {
+	if err := f.h.calls.do(context.Background(), "lease "+addr+" none"); err != nil {
 		return store.IPLease{}, err
 	}
 	l, ok := f.h.store.View().Lease(network, addr)
 	if !ok {
 		return store.IPLease{}, fmt.Errorf("no lease %s/%s", network, addr)
 	}
-	l.Host = host
+	if l.Host != host {
+		return l, nil
+	}
+	l.Host = ""
 	_, err := f.h.apply(store.MustEncode(store.CmdPutLease, l))
 	return l, err
-}
-
-// orNone names an empty host.
-func orNone(host string) string {
-	if host == "" {
-		return "none"
-	}
-	return host
 }
 
 // wantCalls fails the test unless the fakes saw exactly want, in order.

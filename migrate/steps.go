@@ -236,7 +236,7 @@ func (m *mover) release(ctx context.Context, mv *store.Move) error {
 		}
 		if !m.up(mv.From) || time.Now().After(deadline) {
 			for _, l := range stale {
-				if _, err := m.r.opts.Leases.SetEndpointHost(l.Network, l.Addr, ""); err != nil {
+				if _, err := m.r.opts.Leases.ClearEndpointHost(l.Network, l.Addr, mv.From); err != nil {
 					return fmt.Errorf("release %s on %s: %w", l.Addr, mv.From, err)
 				}
 			}

@@ -130,6 +130,31 @@ func (m *Manager) ReleaseTask(taskID string) error {
 	return errors.Join(errs...)
 }
 
+// ClearEndpointHost records that an address's endpoint on host is gone,
+// unless the lease already says it is elsewhere: a host that is slow to
+// say its endpoint went (a move's source) must not undo the endpoint the
+// address has on its new host.
+func (m *Manager) ClearEndpointHost(network, addr, host string) (store.IPLease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var l store.IPLease
+	index, err := store.Retry(m.store, m.apply, conflictRetries, "address "+addr+" of network "+network, func(v *store.View) ([]byte, error) {
+		var ok bool
+		if l, ok = v.Lease(network, addr); !ok {
+			return nil, store.Refuse(store.ErrNotFound, "address %s of network %s is not leased", addr, network)
+		}
+		if l.Host != host {
+			return nil, nil
+		}
+		l.Host = ""
+		return encode(store.CmdPutLease, l), nil
+	})
+	if index != 0 {
+		l.ModifyIndex = index
+	}
+	return l, err
+}
+
 // SetEndpointHost records where an address's endpoint now is ("" for
 // nowhere): the host's agent calls it when Docker creates or deletes the
 // endpoint, and every host's data plane follows, so that traffic for the

@@ -200,6 +200,29 @@ func TestSetEndpointHost(t *testing.T) {
 	}
 }
 
+// TestClearEndpointHostOnlyFromItsHost: a move's source that says late
+// that its endpoint went does not undo the endpoint on the new host.
+func TestClearEndpointHostOnlyFromItsHost(t *testing.T) {
+	m := newTestManager(t)
+	mustCreate(t, m, Request{Name: "net"})
+	l, err := m.Lease("net", "task-a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SetEndpointHost("net", l.Addr, "host2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.ClearEndpointHost("net", l.Addr, "host1"); err != nil || got.Host != "host2" {
+		t.Fatalf("host1's late clear: %+v, %v; want the endpoint left on host2", got, err)
+	}
+	if got, err := m.ClearEndpointHost("net", l.Addr, "host2"); err != nil || got.Host != "" {
+		t.Fatalf("host2's clear: %+v, %v; want no endpoint", got, err)
+	}
+	if _, err := m.ClearEndpointHost("net", "10.200.0.99", "host1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("clear of an address not leased: %v", err)
+	}
+}
+
 func TestSubnetArithmetic(t *testing.T) {
 	for _, tc := range []struct{ subnet, next, broadcast string }{
 		{"10.200.0.0/24", "10.200.1.0/24", "10.200.0.255"},

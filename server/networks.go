@@ -94,7 +94,16 @@ func (s *Server) handleEndpointHost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	l, err := s.nets.SetEndpointHost(r.PathValue("name"), r.PathValue("addr"), req.Host)
+	var l store.IPLease
+	var err error
+	switch {
+	case req.Host == "" && req.From != "":
+		l, err = s.nets.ClearEndpointHost(r.PathValue("name"), r.PathValue("addr"), req.From)
+	case req.From != "":
+		err = asRefusal(store.Refuse(store.ErrInvalid, "give the endpoint's new host or the host it left, not both"))
+	default:
+		l, err = s.nets.SetEndpointHost(r.PathValue("name"), r.PathValue("addr"), req.Host)
+	}
 	s.writeLease(w, l, err)
 }
 

@@ -60,6 +60,7 @@ type NetCluster interface {
 	Network(ctx context.Context, name string) (*api.Network, error)
 	Hosts(ctx context.Context, stale bool) (*api.HostsResponse, error)
 	SetEndpointHost(ctx context.Context, network, addr, host string) (*api.Lease, error)
+	ClearEndpointHost(ctx context.Context, network, addr, host string) (*api.Lease, error)
 }
 
 // Driver serves Docker's remote network driver protocol for cluster
@@ -327,7 +328,7 @@ func (d *Driver) DeleteEndpoint(req *netplugin.DeleteEndpointRequest) error {
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		defer cancel()
-		if _, err := d.Cluster.SetEndpointHost(ctx, ep.Network, addr.Addr().String(), ""); err != nil && !api.IsNotFound(err) {
+		if _, err := d.Cluster.ClearEndpointHost(ctx, ep.Network, addr.Addr().String(), d.Host); err != nil && !api.IsNotFound(err) {
 			d.Log.Warn("endpoint gone, but the managers were not told", "network", ep.Network, "addr", ep.Addr, "err", err)
 		}
 	}

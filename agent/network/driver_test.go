@@ -60,6 +60,14 @@ func (c driverManagers) SetEndpointHost(_ context.Context, network, addr, host s
 	return &api.Lease{Addr: l.Addr, MAC: l.MAC, Task: l.TaskID, Host: l.Host}, nil
 }
 
+func (c driverManagers) ClearEndpointHost(_ context.Context, network, addr, host string) (*api.Lease, error) {
+	l, err := c.m.ClearEndpointHost(network, addr, host)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Lease{Addr: l.Addr, MAC: l.MAC, Task: l.TaskID, Host: l.Host}, nil
+}
+
 func registerHost(t *testing.T, c *managers, name, addr string) {
 	t.Helper()
 	b, err := store.Encode(store.CmdRegisterHost, store.Host{Name: name, Addr: addr})
