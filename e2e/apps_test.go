@@ -116,12 +116,7 @@ volumes:
 }
 
 func TestApps(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 	st := c.status()
 	hostByName := map[string]labHost{}

@@ -26,12 +26,7 @@ import (
 // hosts from the store, a leader's host powered off in the middle of a
 // stream of writes, a partitioned manager, and refusals.
 func TestControlPlane(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "4", "--images", images)
 	ctxFile, err := contextfile.Load(c.context)
 	if err != nil {

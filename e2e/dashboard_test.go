@@ -98,13 +98,7 @@ func column(screen, row, task string) string {
 // target picked from the list) completes, and the grid shows the task in
 // its new host's column.
 func TestDashboard(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		dumpLabLogs(t)
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 	c.must("up", "-d", "-f", writeCompose(t, moveApp("shop", "copy", 8080)))
 	f := &moveFixture{t: t, c: c, app: "shop", port: 8080}

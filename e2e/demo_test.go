@@ -13,13 +13,7 @@ import (
 // web front end move while the prober visits, and the last line says the
 // database kept its address and its data.
 func TestDemo(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		dumpLabLogs(t)
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	cmd := exec.Command(binary, "demo", "--images", images, "-f", "../samples/dockercon/compose.yml")
 	cmd.Env = append(cmd.Environ(), "CLUSTERCTL_CONTEXT="+c.context)
 	out, err := cmd.CombinedOutput()

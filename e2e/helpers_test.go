@@ -62,6 +62,20 @@ func newCLI(t *testing.T) *cli {
 }
 
 // with is the same CLI reporting to a subtest.
+// labCLI is newCLI for a test that brings up its own lab: whatever
+// happens, the lab's logs are printed if the test failed, and the lab is
+// removed.
+func labCLI(t *testing.T) *cli {
+	c := newCLI(t)
+	t.Cleanup(func() {
+		dumpLabLogs(t)
+		if _, err := c.run("lab", "down"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return c
+}
+
 func (c *cli) with(t *testing.T) *cli { return &cli{t: t, context: c.context} }
 
 // run returns stdout, and an error carrying stderr.

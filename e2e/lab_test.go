@@ -18,12 +18,7 @@ import (
 // heal, and a teardown that leaves nothing behind.
 func TestLab(t *testing.T) {
 	before := machineDocker(t)
-	c := newCLI(t)
-	t.Cleanup(func() {
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 
 	if _, err := c.run("lab", "up"); err == nil || !strings.Contains(err.Error(), "already up") {

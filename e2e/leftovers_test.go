@@ -15,12 +15,7 @@ import (
 // the machine (kernel state outlives processes) and checks that `lab up`
 // clears it and works, and `lab down` leaves nothing.
 func TestLabClearsLeftovers(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	plant := [][]string{
 		{"ip", "netns", "add", "lab-host9"},
 		{"ip", "link", "add", "lab0", "type", "bridge"},

@@ -25,12 +25,7 @@ import (
 // and checks the history with porcupine.
 func TestLinearizable(t *testing.T) {
 	const clients, minOps = 6, 1500
-	c := newCLI(t)
-	t.Cleanup(func() {
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", "")
 	ctxFile, err := contextfile.Load(c.context)
 	if err != nil {

@@ -226,13 +226,7 @@ func allUp(t *testing.T, client *api.Client) {
 // task on exactly one host with its IP and every acknowledged count; a
 // drain empties a host of three tasks; bad requests change nothing.
 func TestMoves(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		dumpLabLogs(t)
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 	ctxFile, err := contextfile.Load(c.context)
 	if err != nil {

@@ -62,13 +62,7 @@ func runOnNetwork(d *client.Client, name, net, ip string) error {
 // store, no address given twice across hosts, ad-hoc addresses freed with
 // their container, bad input refused with the reason.
 func TestNetworkIPAM(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		dumpLabLogs(t)
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "2", "--images", images)
 	st := c.status()
 	h1, h2 := st.Hosts[0], st.Hosts[1]

@@ -75,13 +75,7 @@ func getHit(url string) (webHit, error) {
 // with the same address, reachable again at once; an agent restart
 // rebuilds a host's data plane; down leaves no devices, leases or network.
 func TestOverlay(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		dumpLabLogs(t)
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 	st := c.status()
 	h1 := st.Hosts[0]

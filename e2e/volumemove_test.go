@@ -41,13 +41,7 @@ const (
 // containers, racing attaches, transfers cut short by a dying target agent,
 // a partition and a full disk, and the refusals of bad requests.
 func TestVolumeMoves(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		dumpLabLogs(t)
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 	st := c.status()
 	h1, h2, h3 := st.Hosts[0], st.Hosts[1], st.Hosts[2]

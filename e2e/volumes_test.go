@@ -69,12 +69,7 @@ func runWithVolume(d *client.Client, name, vol, hostPort string) error {
 // dockerd: volumes created by Docker and by the CLI, mounted under a lease
 // that only one host holds, data written through a container, removal.
 func TestVolumes(t *testing.T) {
-	c := newCLI(t)
-	t.Cleanup(func() {
-		if _, err := c.run("lab", "down"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 	st := c.status()
 	h1, h2 := st.Hosts[0], st.Hosts[1]
