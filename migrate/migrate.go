@@ -102,6 +102,9 @@ type Options struct {
 	// nothing changed (a rollback waiting for a host); store changes
 	// wake it at once.
 	Every time.Duration
+	// ReleaseWait is how long a move waits for the source's agent to say
+	// the task's endpoints are gone before it clears them itself.
+	ReleaseWait time.Duration
 }
 
 // Runner creates moves and drives them on the leader.
@@ -121,6 +124,9 @@ func New(opts Options) *Runner {
 	}
 	if opts.Every == 0 {
 		opts.Every = time.Second
+	}
+	if opts.ReleaseWait == 0 {
+		opts.ReleaseWait = 5 * time.Second
 	}
 	return &Runner{opts: opts, log: opts.Log, driving: map[string]bool{}}
 }

@@ -894,16 +894,14 @@ func TestEvacuateDownSource(t *testing.T) {
 }
 
 // TestMoveOverrulesSilentSource moves off an up source whose agent never
-// reports the stopped container's endpoints gone: after releaseWait the
+// reports the stopped container's endpoints gone: after ReleaseWait the
 // move clears them itself, before the task runs on the target.
 func TestMoveOverrulesSilentSource(t *testing.T) {
-	if testing.Short() {
-		t.Skipf("waits releaseWait (%v)", releaseWait)
-	}
 	h := newHarness(t, 2)
 	h.addTask()
 	h.tasks.silentStop = true
 	r := h.runner()
+	r.opts.ReleaseWait = 100 * time.Millisecond
 	m := h.start(r, Request{TaskID: mock.Task().ID, To: to})
 	h.run(r)
 	m = h.waitEnd(m.ID)

@@ -3,11 +3,11 @@ package migrate
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/clusterctl/clusterctl/agentapi"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/volumes"
 )
 
 // Pauses of a mover: between attempts of a step that must not roll back
@@ -15,7 +15,6 @@ import (
 const (
 	retryPause    = time.Second
 	progressEvery = 250 * time.Millisecond
-	releaseWait   = 5 * time.Second
 	// rollbackAttempt bounds one attempt at a rollback (a volume synced
 	// back included).
 	rollbackAttempt = 2 * time.Minute
@@ -50,10 +49,7 @@ func (m *mover) run(ctx context.Context) {
 		}
 		if err != nil && ctx.Err() == nil {
 			m.r.log.Warn("move step failed: trying again", "move", mv.ID, "step", mv.Step, "state", mv.State, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(retryPause):
-			}
+			_ = pause(ctx, retryPause)
 		}
 	}
 }
@@ -159,9 +155,6 @@ func (m *mover) preCopy(ctx context.Context, mv *store.Move) error {
 		}
 	}
 	return m.eachVolume(mv, store.VolumeCopy, func(name string) error {
-		if name == mv.Checkpoint {
-			return nil // empty until the checkpoint: it goes with the sync
-		}
 		_, err := m.r.opts.Volumes.PreCopy(ctx, name, mv.To, m.onProgress(mv))
 		return err
 	})
@@ -213,22 +206,30 @@ func (m *mover) startOrRestore(ctx context.Context, mv *store.Move) (string, err
 }
 
 // sync hands each volume to the target: the last delta and the target's
-// verified switch-over (copy), or a detach (block); then the lease.
+// verified switch-over (copy), or a detach (block); then the lease. A
+// live move's checkpoint volume goes last, the same way.
 func (m *mover) sync(ctx context.Context, mv *store.Move) error {
-	return m.eachVolume(mv, "", func(name string) error {
+	handOver := func(name string) error {
 		if vol, ok := m.r.opts.Store.View().Volume(name); ok && vol.OwnerHost == mv.To {
 			return nil // handed over already (a step run again)
 		}
 		_, err := m.r.opts.Volumes.Sync(ctx, name, mv.To, m.onProgress(mv))
 		return err
-	})
+	}
+	if err := m.eachVolume(mv, "", handOver); err != nil {
+		return err
+	}
+	if mv.Live {
+		return handOver(mv.Checkpoint)
+	}
+	return nil
 }
 
 // release makes sure no address of the task still points at the source:
 // Docker deletes a stopped container's endpoints and the source's agent
 // says so; a source that is down, or slow to say it, is overruled.
 func (m *mover) release(ctx context.Context, mv *store.Move) error {
-	deadline := time.Now().Add(releaseWait)
+	deadline := time.Now().Add(m.r.opts.ReleaseWait)
 	for {
 		stale := m.leasesOn(mv.TaskID, mv.From)
 		if len(stale) == 0 {
@@ -270,9 +271,6 @@ func (m *mover) cleanup(ctx context.Context, mv *store.Move) error {
 		return err
 	}
 	if err := m.eachVolume(mv, store.VolumeCopy, func(name string) error {
-		if name == mv.Checkpoint {
-			return nil // removed whole below
-		}
 		return m.r.opts.Volumes.RemoveCopy(ctx, name, mv.From)
 	}); err != nil {
 		return err
@@ -350,7 +348,7 @@ func (m *mover) rollback(ctx context.Context, mv store.Move) error {
 		return fmt.Errorf("the task's container may run on %s, which is down: waiting for it to remove it", mv.To)
 	}
 	if !m.up(mv.From) {
-		if !m.allBlock(mv) {
+		if !volumes.AllBlock(m.r.opts.Store.View(), mv.Volumes) {
 			return fmt.Errorf("the source %s is down: waiting for it to start the task there again", mv.From)
 		}
 		// Nowhere to roll back to, and no need: a task whose volumes are
@@ -374,17 +372,6 @@ func (m *mover) rollback(ctx context.Context, mv store.Move) error {
 	return m.finish(mv)
 }
 
-// allBlock says whether all the move's volumes are block volumes.
-func (m *mover) allBlock(mv store.Move) bool {
-	v := m.r.opts.Store.View()
-	for _, name := range mv.Volumes {
-		if vol, ok := v.Volume(name); !ok || vol.Backend != store.VolumeBlock {
-			return false
-		}
-	}
-	return true
-}
-
 // giveBack returns one volume to the source. Before the target ran the
 // container, the source's copy is exactly what was handed over: the lease
 // just goes back. Afterwards the target may have written: its data comes
@@ -401,18 +388,12 @@ func (m *mover) giveBack(ctx context.Context, mv store.Move, name string, ran bo
 	return err
 }
 
-// eachVolume runs f for the move's volumes of a backend ("" for all).
+// eachVolume runs f for the task's volumes of a backend ("" for all); a
+// live move's checkpoint volume is not one of them.
 func (m *mover) eachVolume(mv *store.Move, backend string, f func(name string) error) error {
 	v := m.r.opts.Store.View()
-	names := mv.Volumes
-	if mv.Checkpoint != "" {
-		names = append(slices.Clone(names), mv.Checkpoint)
-	}
-	for _, name := range names {
+	for _, name := range mv.Volumes {
 		vol, ok := v.Volume(name)
-		if !ok && name == mv.Checkpoint {
-			continue // not made yet, or removed already
-		}
 		if !ok {
 			return fmt.Errorf("volume %s is gone from the cluster", name)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/clusterctl/clusterctl/scheduler"
 	"github.com/clusterctl/clusterctl/spec"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/volumes"
 )
 
 // actionBackoff is how long a task whose Docker action failed waits
@@ -181,22 +182,11 @@ func (o *Orchestrator) decideLost(p *pass, t store.Task, a spec.App, svc spec.Se
 		p.place = append(p.place, t)
 		return
 	}
-	if o.allBlock(p.v, vols) && o.opts.Evacuate != nil {
+	if volumes.AllBlock(p.v, vols) && o.opts.Evacuate != nil {
 		o.evacuate(p, t)
 		return
 	}
 	p.observe(t, store.TaskLost, fmt.Sprintf("waiting for %s to come back: its cluster volume %s keeps its data there", t.DesiredHost, strings.Join(vols, ", ")))
-}
-
-// allBlock says whether every volume is a block volume: its image is on
-// shared storage, so it can follow the task off a host that is down.
-func (o *Orchestrator) allBlock(v *store.View, vols []string) bool {
-	for _, name := range vols {
-		if vol, ok := v.Volume(name); !ok || vol.Backend != store.VolumeBlock {
-			return false
-		}
-	}
-	return true
 }
 
 // evacuateEvery is how often a lost stateful task that could not be

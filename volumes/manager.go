@@ -260,6 +260,18 @@ func runningUsers(v *store.View, name string, upOnly bool) []string {
 	return out
 }
 
+// AllBlock says whether every named volume is a block volume (true for
+// none): its image is on shared storage, so its task can leave a host
+// that is down.
+func AllBlock(v *store.View, names []string) bool {
+	for _, name := range names {
+		if vol, ok := v.Volume(name); !ok || vol.Backend != store.VolumeBlock {
+			return false
+		}
+	}
+	return true
+}
+
 // Info is a volume as the API shows it.
 func Info(v *store.View, vol store.Volume) api.Volume {
 	return api.Volume{
