@@ -10,6 +10,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 
 	"github.com/clusterctl/clusterctl/migrate/live"
 	"github.com/clusterctl/clusterctl/scheduler"
@@ -91,15 +92,19 @@ func (o *Orchestrator) sourceReady(v *store.View, t store.Task, vols []string) e
 	return nil
 }
 
-// fits asks the scheduler whether to can take the task, as if the task
-// and its volumes were not placed anywhere yet.
-func (o *Orchestrator) fits(v *store.View, t store.Task, ts scheduler.TaskSpec, to string) error {
-	specs := specsOf(v)
+// moveSnapshot is the scheduler's view for moving a task: as if the task
+// and its volumes, which go with it, were placed nowhere yet.
+func moveSnapshot(v *store.View, t store.Task, ts scheduler.TaskSpec) *scheduler.Snapshot {
 	free := map[string]bool{}
 	for _, name := range ts.Volumes {
 		free[name] = true
 	}
-	snap := snapshotWithout(v, specs, map[string]bool{t.ID: true}, free)
+	return snapshotWithout(v, specsOf(v), map[string]bool{t.ID: true}, free)
+}
+
+// fits asks the scheduler whether to can take the task.
+func (o *Orchestrator) fits(v *store.View, t store.Task, ts scheduler.TaskSpec, to string) error {
+	snap := moveSnapshot(v, t, ts)
 	o.planMu.Lock()
 	defer o.planMu.Unlock()
 	if err := o.stack.Fits(snap, ts, to); err != nil {
@@ -125,11 +130,7 @@ func (o *Orchestrator) PickTarget(taskID string) (string, error) {
 		return "", err
 	}
 	ts := app.TaskSpec(svc, t.ID, t.Slot)
-	free := map[string]bool{}
-	for _, name := range ts.Volumes {
-		free[name] = true
-	}
-	snap := snapshotWithout(v, specsOf(v), map[string]bool{t.ID: true}, free)
+	snap := moveSnapshot(v, t, ts)
 	if h := snap.Host(t.DesiredHost); h != nil {
 		h.Draining = true
 	}
@@ -146,30 +147,41 @@ func (o *Orchestrator) PickTarget(taskID string) (string, error) {
 // rollback starts it again), and waits until the host's agent reports it
 // stopped, so that volume handovers see no running user.
 func (o *Orchestrator) StopTask(ctx context.Context, taskID, host string) error {
+	return o.stopWith(ctx, taskID, host, func(ctx context.Context, d *client.Client, c store.Container) error {
+		timeout := stopTimeout
+		if err := d.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("stop %s on %s: %w", c.Name, host, err)
+		}
+		return nil
+	})
+}
+
+// stopWith stops the task's container on host with stop (none there:
+// nothing runs), then waits until the host's agent reports it stopped.
+func (o *Orchestrator) stopWith(ctx context.Context, taskID, host string, stop func(context.Context, *client.Client, store.Container) error) error {
 	ctx, cancel := context.WithTimeout(ctx, dockerTimeout+stopTimeout*time.Second)
 	defer cancel()
 	c, ok := o.containerOf(taskID, host)
 	if !ok {
-		return nil // none there: nothing runs
+		return nil
 	}
 	d, err := o.engineOf(host)
 	if err != nil {
 		return err
 	}
-	timeout := stopTimeout
-	if err := d.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("stop %s on %s: %w", c.Name, host, err)
+	if err := stop(ctx, d, c); err != nil {
+		return err
 	}
-	return o.waitReported(ctx, taskID, host, func(c store.Container, ok bool) bool { return !ok || c.State != "running" })
+	return o.waitStopped(ctx, taskID, host)
 }
 
-// waitReported polls the store until host's report of the task's
-// container satisfies done.
-func (o *Orchestrator) waitReported(ctx context.Context, taskID, host string, done func(store.Container, bool) bool) error {
+// waitStopped polls the store until host's report of the task's
+// container says it does not run.
+func (o *Orchestrator) waitStopped(ctx context.Context, taskID, host string) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if c, ok := o.containerOf(taskID, host); done(c, ok) {
+		if c, ok := o.containerOf(taskID, host); !ok || c.State != "running" {
 			return nil
 		}
 		select {
@@ -207,20 +219,15 @@ const checkpointID = "move"
 // (CRIU, through Docker's experimental API) written in dir, a directory
 // on that host, and waits until the host reports it stopped.
 func (o *Orchestrator) CheckpointTask(ctx context.Context, taskID, host, dir string) error {
-	ctx, cancel := context.WithTimeout(ctx, dockerTimeout)
-	defer cancel()
-	c, ok := o.containerOf(taskID, host)
-	if !ok {
+	if _, ok := o.containerOf(taskID, host); !ok {
 		return fmt.Errorf("task %s has no container on %s to checkpoint", taskID, host)
 	}
-	d, err := o.engineOf(host)
-	if err != nil {
-		return err
-	}
-	if err := (live.Docker{Engine: d}).Checkpoint(ctx, c.ID, checkpointID, dir); err != nil {
-		return fmt.Errorf("on %s: %w", host, err)
-	}
-	return o.waitReported(ctx, taskID, host, func(c store.Container, ok bool) bool { return !ok || c.State != "running" })
+	return o.stopWith(ctx, taskID, host, func(ctx context.Context, d *client.Client, c store.Container) error {
+		if err := (live.Docker{Engine: d}).Checkpoint(ctx, c.ID, checkpointID, dir); err != nil {
+			return fmt.Errorf("on %s: %w", host, err)
+		}
+		return nil
+	})
 }
 
 // RestoreTask is RunTask with the process restored from the checkpoint

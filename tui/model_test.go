@@ -150,7 +150,7 @@ func TestViewFitsTheTerminalAndResizes(t *testing.T) {
 				t.Errorf("%dx%d view %s: %d lines", size.Width, size.Height, viewNames[v], lines)
 			}
 			for _, l := range strings.Split(out, "\n") {
-				if w := lipglossWidth(l); w > size.Width {
+				if w := lipgloss.Width(l); w > size.Width {
 					t.Errorf("%dx%d view %s: a line %d wide: %q", size.Width, size.Height, viewNames[v], w, l)
 				}
 			}
@@ -313,8 +313,6 @@ func TestDashboardSmoke(t *testing.T) {
 		t.Errorf("after the event the dashboard still has db.1 on %s", got)
 	}
 }
-
-func lipglossWidth(s string) int { return lipgloss.Width(s) }
 
 func TestTasksOfAServiceOnDifferentHostsShareALine(t *testing.T) {
 	src := newFake()

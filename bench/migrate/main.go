@@ -43,27 +43,14 @@ const (
 )
 
 func main() {
-	if len(os.Args) > 1 && benchtar.IsTool(os.Args[1]) {
-		if err := benchtar.Main(os.Args[1], os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "migrate "+os.Args[1]+": "+err.Error())
-			os.Exit(1)
-		}
-		return
-	}
+	benchtar.ServeIfAsked("migrate")
 	bin := flag.String("bin", "bin/clusterctl", "clusterctl binary")
 	images := flag.String("images", "bin/images", "sample images directory")
 	runs := flag.Int("runs", 3, "moves of each kind (the median is reported)")
 	sizeMiB := flag.Int("size", 256, "db's data in MiB")
 	flag.Parse()
 	b := &bench{cli: benchcli.New(*bin, "migrate"), runs: *runs, size: int64(*sizeMiB) << 20}
-	err := b.run(*images)
-	if _, derr := b.cli.Run("lab", "down"); err == nil {
-		err = derr
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrate: "+err.Error())
-		os.Exit(1)
-	}
+	b.cli.Finish("migrate", b.run(*images))
 }
 
 type bench struct {

@@ -61,14 +61,7 @@ func main() {
 	runs := flag.Int("runs", 7, "pairs of measurements (overlay and hosts back to back; the median is reported)")
 	flag.Parse()
 	b := &bench{cli: benchcli.New(*bin, "overlay"), runs: *runs}
-	err := b.run(*images)
-	if _, derr := b.cli.Run("lab", "down"); err == nil {
-		err = derr
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "overlay: "+err.Error())
-		os.Exit(1)
-	}
+	b.cli.Finish("overlay", b.run(*images))
 }
 
 type bench struct {

@@ -102,3 +102,16 @@ func (c CLI) LabHosts() (map[string]LabHost, error) {
 	}
 	return hosts, nil
 }
+
+// Finish ends a benchmark that brought up a lab: the lab goes whatever
+// happened, and a failure (the run's, or the lab's removal) is printed as
+// "name: error" with exit status 1.
+func (c CLI) Finish(name string, err error) {
+	if _, derr := c.Run("lab", "down"); err == nil {
+		err = derr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+": "+err.Error())
+		os.Exit(1)
+	}
+}

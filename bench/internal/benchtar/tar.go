@@ -152,3 +152,17 @@ func tarRecv(listen, dir string) error {
 	_, err = c.Write([]byte("s"))
 	return err
 }
+
+// ServeIfAsked runs one end of the stream and exits when the program was
+// started as one (its first argument tar-send or tar-recv); otherwise it
+// returns and the benchmark goes on.
+func ServeIfAsked(program string) {
+	if len(os.Args) < 2 || !IsTool(os.Args[1]) {
+		return
+	}
+	if err := Main(os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, program+" "+os.Args[1]+": "+err.Error())
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
