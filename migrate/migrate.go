@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -188,19 +189,52 @@ func (r *Runner) Evacuate(taskID, reason string) (store.Move, error) {
 func (r *Runner) Run(ctx context.Context) {
 	defer r.wg.Wait()
 	for {
-		for _, m := range r.opts.Store.View().Moves() {
+		// One view for both: a move recorded after it wakes the wait.
+		v := r.opts.Store.View()
+		for _, m := range v.Moves() {
 			if m.Active() {
 				r.drive(ctx, m.ID)
 			}
 		}
-		index := r.opts.Store.View().Index()
+		if err := r.prune(v); err != nil {
+			r.log.Warn("forget old moves", "err", err)
+		}
 		wctx, cancel := context.WithTimeout(ctx, r.opts.Every)
-		_ = r.opts.Store.WaitIndex(wctx, index+1)
+		_ = r.opts.Store.WaitIndex(wctx, v.Index()+1)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 	}
+}
+
+// KeepMoves is how many ended moves the store keeps for `clusterctl
+// moves`; older ones are forgotten, so that what every reconcile pass and
+// placement reads of the moves stays small.
+const KeepMoves = 200
+
+// prune forgets the ended moves beyond the newest KeepMoves.
+func (r *Runner) prune(v *store.View) error {
+	var ended []store.Move
+	for _, m := range v.Moves() {
+		if !m.Active() {
+			ended = append(ended, m)
+		}
+	}
+	if len(ended) <= KeepMoves {
+		return nil
+	}
+	slices.SortFunc(ended, func(a, b store.Move) int { return b.Finished.Compare(a.Finished) })
+	var cmds [][]byte
+	for _, m := range ended[KeepMoves:] {
+		cmds = append(cmds, store.MustEncode(store.CmdDeleteMove, store.NameRef{Name: m.ID}))
+	}
+	b, err := store.EncodeBatch(cmds...)
+	if err != nil {
+		return err
+	}
+	_, err = r.opts.Apply(b)
+	return err
 }
 
 // drive runs a move in its own goroutine unless one already does.

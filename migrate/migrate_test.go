@@ -954,3 +954,33 @@ func TestStartRefusedPlan(t *testing.T) {
 		t.Errorf("%d moves recorded, want none", n)
 	}
 }
+
+// TestOldMovesAreForgotten keeps the newest KeepMoves ended moves and
+// every active one.
+func TestOldMovesAreForgotten(t *testing.T) {
+	h := newHarness(t, 2)
+	for i := range KeepMoves + 5 {
+		m := store.Move{ID: fmt.Sprintf("m%03d", i), TaskID: fmt.Sprintf("t%03d", i), State: store.MoveDone,
+			Finished: time.Unix(int64(1000+i), 0).UTC()}
+		h.must(store.CmdPutMove, m)
+	}
+	h.must(store.CmdPutMove, store.Move{ID: "active", TaskID: "ta", State: store.MoveRunning, Step: StepPreCopy})
+	r := h.runner()
+	if err := r.prune(h.store.View()); err != nil {
+		t.Fatal(err)
+	}
+	moves := h.store.View().Moves()
+	if len(moves) != KeepMoves+1 {
+		t.Fatalf("%d moves left, want %d ended and the active one", len(moves), KeepMoves)
+	}
+	for _, gone := range []string{"m000", "m004"} {
+		if _, ok := h.store.View().Move(gone); ok {
+			t.Errorf("old move %s kept", gone)
+		}
+	}
+	for _, kept := range []string{"m005", "m204", "active"} {
+		if _, ok := h.store.View().Move(kept); !ok {
+			t.Errorf("move %s forgotten", kept)
+		}
+	}
+}
