@@ -89,6 +89,7 @@ type TaskStatus struct {
 	App       string   `json:"app"`
 	Service   string   `json:"service"`
 	Task      string   `json:"task"` // "web.1"
+	Slot      int      `json:"slot"` // 1 in "web.1"
 	ID        string   `json:"id"`
 	Host      string   `json:"host"` // where it runs, or is to run
 	State     string   `json:"state"`

@@ -139,21 +139,15 @@ func (s *Server) handleTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	// By app, service, then slot as a number (web.2 before web.10).
 	slices.SortFunc(out.Tasks, func(a, b api.TaskStatus) int {
-		return cmp.Or(strings.Compare(a.App, b.App), strings.Compare(a.Service, b.Service), cmp.Compare(slotOf(a), slotOf(b)))
+		return cmp.Or(strings.Compare(a.App, b.App), strings.Compare(a.Service, b.Service), cmp.Compare(a.Slot, b.Slot))
 	})
 	writeJSON(w, http.StatusOK, out)
-}
-
-// slotOf is the slot of a task status ("web.12" -> 12).
-func slotOf(t api.TaskStatus) int {
-	n, _ := strconv.Atoi(t.Task[strings.LastIndexByte(t.Task, '.')+1:])
-	return n
 }
 
 // taskStatus is a task as `ps` shows it.
 func taskStatus(t store.Task, svc store.Service) api.TaskStatus {
 	st := api.TaskStatus{
-		App: t.App, Service: t.Service, Task: fmt.Sprintf("%s.%d", t.Service, t.Slot), ID: t.ID,
+		App: t.App, Service: t.Service, Task: fmt.Sprintf("%s.%d", t.Service, t.Slot), Slot: t.Slot, ID: t.ID,
 		Host: t.DesiredHost, State: t.ObservedState, Desired: t.DesiredState, Health: t.Health,
 		Ports: []string{}, Container: t.ContainerID, Restarts: t.Restarts, Message: t.Message,
 		UpToDate: t.Version == svc.Version,

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,14 +12,6 @@ import (
 	"github.com/clusterctl/clusterctl/migrate/live"
 	"github.com/clusterctl/clusterctl/store"
 )
-
-// liveChecker refuses live moves between hosts that cannot checkpoint.
-type liveChecker struct{ store *store.Store }
-
-// Check is live.Check on the current view.
-func (c liveChecker) Check(_ context.Context, from, to string) error {
-	return live.Check(c.store.View(), from, to)
-}
 
 // handleStartMove starts a move of one task (or checks it: dry_run).
 func (s *Server) handleStartMove(w http.ResponseWriter, r *http.Request) {
@@ -35,7 +26,7 @@ func (s *Server) handleStartMove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Live {
-		if err := s.live.Check(r.Context(), task.DesiredHost, req.To); err != nil {
+		if err := live.Check(s.store.View(), task.DesiredHost, req.To); err != nil {
 			writeErrorFor(w, asRefusal(store.Refuse(store.ErrInvalid, "live move of %s.%d refused: %v", task.Service, task.Slot, err)))
 			return
 		}

@@ -43,7 +43,6 @@ type Server struct {
 	vols      *volumes.Manager           // the leader's volume leases
 	nets      *networks.Manager          // the leader's networks and address leases
 	moves     *migrate.Runner            // the leader's moves
-	live      liveChecker
 	// hasState says the data dir held Raft state at start: this manager
 	// was part of a cluster already.
 	hasState bool
@@ -80,7 +79,6 @@ func Start(cfg Config) (*Server, error) {
 	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log, Networks: s.nets,
 		Evacuate: func(taskID, reason string) error { _, err := s.moves.Evacuate(taskID, reason); return err }})
 	s.moves = migrate.New(migrate.Options{Store: s.store, Apply: s.applyRaw, Tasks: s.orch, Volumes: s.vols, Leases: s.nets, Log: cfg.Log})
-	s.live = liveChecker{s.store}
 	// Before Raft opens the data dir (and may start an election with it):
 	// a data dir of one cluster among the managers of another is refused.
 	if err := s.checkPeersCluster(); err != nil {

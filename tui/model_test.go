@@ -82,9 +82,9 @@ func sampleSnapshot() Snapshot {
 			{Name: "host3", Addr: "10.99.0.13", State: store.HostDown, CPUs: 2, MemoryBytes: 1 << 30},
 		},
 		Tasks: []api.TaskStatus{
-			{App: "shop", Service: "db", Task: "db.1", ID: "shop.db.1.x", Host: "host2", State: "running", Desired: "running", Health: "healthy", IP: "10.200.0.2"},
-			{App: "shop", Service: "web", Task: "web.1", ID: "shop.web.1.y", Host: "host1", State: "running", Desired: "running", IP: "10.200.0.3"},
-			{App: "blog", Service: "app", Task: "app.1", ID: "blog.app.1.z", Host: "host1", State: "pending", Desired: "running"},
+			{App: "shop", Service: "db", Task: "db.1", Slot: 1, ID: "shop.db.1.x", Host: "host2", State: "running", Desired: "running", Health: "healthy", IP: "10.200.0.2"},
+			{App: "shop", Service: "web", Task: "web.1", Slot: 1, ID: "shop.web.1.y", Host: "host1", State: "running", Desired: "running", IP: "10.200.0.3"},
+			{App: "blog", Service: "app", Task: "app.1", Slot: 1, ID: "blog.app.1.z", Host: "host1", State: "pending", Desired: "running"},
 		},
 		Volumes:  []api.Volume{{Name: "shop_data", Backend: "copy", Owner: "host2", Generation: 3}},
 		Networks: []api.Network{{Name: "shop_back", Subnet: "10.200.0.0/24", VNI: 4096, Leases: []api.Lease{{Addr: "10.200.0.2", Task: "shop.db.1.x", Host: "host2"}}}},
@@ -316,8 +316,8 @@ func TestDashboardSmoke(t *testing.T) {
 
 func TestTasksOfAServiceOnDifferentHostsShareALine(t *testing.T) {
 	src := newFake()
-	src.snap.Tasks = append(src.snap.Tasks, api.TaskStatus{App: "shop", Service: "web", Task: "web.2", ID: "shop.web.2.w", Host: "host2", State: "running", Desired: "running", IP: "10.200.0.4"},
-		api.TaskStatus{App: "shop", Service: "web", Task: "web.3", ID: "shop.web.3.v", Host: "host2", State: "running", Desired: "running", IP: "10.200.0.5"})
+	src.snap.Tasks = append(src.snap.Tasks, api.TaskStatus{App: "shop", Service: "web", Task: "web.2", Slot: 2, ID: "shop.web.2.w", Host: "host2", State: "running", Desired: "running", IP: "10.200.0.4"},
+		api.TaskStatus{App: "shop", Service: "web", Task: "web.3", Slot: 3, ID: "shop.web.3.v", Host: "host2", State: "running", Desired: "running", IP: "10.200.0.5"})
 	m := loaded(t, src)
 	var shared, second bool
 	for _, line := range strings.Split(m.View(), "\n") {

@@ -126,11 +126,7 @@ func (s APISource) Drain(ctx context.Context, host string) error {
 
 // moveRequest is the API's request for moving t.
 func moveRequest(t api.TaskStatus, to string, dryRun bool) api.MoveRequest {
-	service, slot := t.Service, 0
-	if i := strings.LastIndexByte(t.Task, '.'); i > 0 {
-		fmt.Sscanf(t.Task[i+1:], "%d", &slot)
-	}
-	return api.MoveRequest{App: t.App, Service: service, Slot: slot, To: to, DryRun: dryRun}
+	return api.MoveRequest{App: t.App, Service: t.Service, Slot: t.Slot, To: to, DryRun: dryRun}
 }
 
 // reason is an API refusal's message (the managers' one line).
