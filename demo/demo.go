@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"maps"
 	"os/exec"
 	"slices"
 	"strings"
@@ -203,7 +204,7 @@ func (d *demo) moveWeb(ctx context.Context) error {
 // asked of the managers with a dry run.
 func (d *demo) target(task, from string) (string, error) {
 	var why []string
-	for _, h := range []string{"host1", "host2", "host3"} {
+	for _, h := range slices.Sorted(maps.Keys(d.hosts)) {
 		if h == from {
 			continue
 		}
