@@ -21,8 +21,11 @@ import (
 	"github.com/clusterctl/clusterctl/agent/volume"
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/engine"
+	"github.com/clusterctl/clusterctl/enroll"
 	"github.com/clusterctl/clusterctl/migrate/live"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/transport"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -52,7 +55,16 @@ type Config struct {
 	// UsageCgroup is the cgroup (v2, below /sys/fs/cgroup) whose CPU and
 	// memory use is the host's; "" measures the whole machine.
 	UsageCgroup string
+	// DockerCertPath holds the client certificate for a Docker that
+	// requires TLS (ca.pem, cert.pem, key.pem); "" talks plain.
+	DockerCertPath string
+	// Token is the worker join token, needed only by an agent that has no
+	// credentials in DataDir/tls yet.
+	Token string
 }
+
+// credsDir is where an agent keeps its certificate and key.
+func (c Config) credsDir() string { return filepath.Join(c.DataDir, "tls") }
 
 // Validate refuses a config that cannot work.
 func (c Config) Validate() error {
@@ -77,6 +89,7 @@ func (c Config) Validate() error {
 // Agent is a running agent.
 type Agent struct {
 	cfg     Config
+	creds   *transport.Creds
 	docker  *client.Client
 	api     *api.Client
 	volumes *volume.Driver
@@ -93,22 +106,31 @@ func (a *Agent) liveRefusal(ctx context.Context, experimental bool) string {
 	return a.live
 }
 
-// New connects to the host's Docker engine.
-func New(cfg Config) (*Agent, error) {
+// New gets the agent its credentials (joining with the token if it has
+// none) and connects to the host's Docker engine.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d, err := engine.Connect(cfg.Docker)
+	creds, _, err := enroll.Ensure(ctx, enroll.Node{Dir: cfg.credsDir(), Name: cfg.Name, Addrs: []net.IP{net.ParseIP(cfg.Addr)}, Servers: cfg.Servers, Token: cfg.Token, Role: pki.RoleWorker})
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, docker: d, api: api.NewClient(cfg.Servers), usage: newUsageSampler(cfg.UsageCgroup)}, nil
+	if id := creds.Identity(); id.Role != pki.RoleWorker || id.Name != cfg.Name {
+		return nil, fmt.Errorf("the certificate in %s is %s %q's, not host %q's", cfg.credsDir(), id.Role, id.Name, cfg.Name)
+	}
+	d, err := engine.ConnectTLS(cfg.Docker, cfg.DockerCertPath)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, creds: creds, docker: d, api: api.NewClient(cfg.Servers, creds), usage: newUsageSampler(cfg.UsageCgroup)}, nil
 }
 
 // Run registers the host and heartbeats until ctx ends. Unreachable
 // managers or Docker are retried, never fatal: an agent outlives both.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.docker.Close()
+	go enroll.KeepRenewed(ctx, a.creds, enroll.Renewer(a.creds, a.api), a.cfg.Log)
 	stop, err := a.startVolumes(ctx)
 	if err != nil {
 		return err

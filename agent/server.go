@@ -19,11 +19,13 @@ import (
 	"github.com/clusterctl/clusterctl/agent/network"
 	"github.com/clusterctl/clusterctl/agent/volume"
 	"github.com/clusterctl/clusterctl/agentapi"
+	"github.com/clusterctl/clusterctl/pki"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // dataURL is this agent's API as other hosts and the managers reach it.
 func (a *Agent) dataURL() string {
-	return "http://" + net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort))
+	return transport.URL(net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort)))
 }
 
 // startVolumes starts the clustervol plugin on its socket and the agent's
@@ -31,7 +33,7 @@ func (a *Agent) dataURL() string {
 // returns a function that stops both.
 func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
 	d, err := volume.NewDriver(volume.Config{
-		Host: a.cfg.Name, DataDir: filepath.Join(a.cfg.DataDir, "volumes"), SharedDir: a.cfg.SharedDir, Log: a.cfg.Log,
+		Host: a.cfg.Name, DataDir: filepath.Join(a.cfg.DataDir, "volumes"), SharedDir: a.cfg.SharedDir, Creds: a.creds, Log: a.cfg.Log,
 	}, a.api)
 	if err != nil {
 		return nil, err
@@ -41,7 +43,9 @@ func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	dataL, err := net.Listen("tcp", net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort)))
+	// Managers call this port, and agents send each other volumes on it:
+	// no operator's certificate, and none of another cluster, gets in.
+	dataL, err := transport.Listen(net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort)), a.creds.ServerTLS(pki.RoleManager, pki.RoleWorker))
 	if err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("agent data port: %w", err)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/transport"
 )
 
@@ -36,12 +37,11 @@ type Client struct {
 	stream *http.Client // for answers streamed as long as a step runs
 }
 
-// NewClient returns a client of the agent at base (http://addr:port).
-func NewClient(base string, hc *http.Client) *Client {
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	return &Client{base: strings.TrimSuffix(base, "/"), http: hc, stream: transport.BulkClient(streamTimeout)}
+// NewClient returns a client of the agent at base (https://addr:port), as
+// the node creds name (a manager, or another agent).
+func NewClient(base string, creds *transport.Creds) *Client {
+	hc := &http.Client{Transport: transport.RoundTripper(creds.ClientTLS(pki.RoleWorker)), Timeout: 30 * time.Second}
+	return &Client{base: strings.TrimSuffix(base, "/"), http: hc, stream: creds.BulkClient(streamTimeout)}
 }
 
 // RemoveVolume deletes the volume's data on the agent's host; it refuses

@@ -4,16 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/transport"
 )
@@ -27,6 +31,7 @@ const requestTimeout = 5 * time.Second
 // looks to its callers like a slow request, not an error.
 type Client struct {
 	servers []string // API addresses, host:port
+	creds   *transport.Creds
 	http    *http.Client
 	stream  *http.Client
 	probe   *http.Client // one connection per Self: a pooled one may lead to a dead manager
@@ -35,11 +40,12 @@ type Client struct {
 	current int
 }
 
-// NewClient returns a client for the managers at the given API addresses.
-func NewClient(servers []string) *Client {
-	probe := transport.RoundTripper()
+// NewClient returns a client for the managers at the given API addresses,
+// as the node creds name.
+func NewClient(servers []string, creds *transport.Creds) *Client {
+	probe := transport.RoundTripper(creds.ClientTLS(pki.RoleManager))
 	probe.DisableKeepAlives = true
-	return &Client{servers: servers, http: transport.HTTPClient(requestTimeout), stream: transport.HTTPClient(0), probe: &http.Client{Transport: probe, Timeout: requestTimeout}}
+	return &Client{servers: servers, creds: creds, http: creds.HTTPClient(requestTimeout), stream: creds.HTTPClient(0), probe: &http.Client{Transport: probe, Timeout: requestTimeout}}
 }
 
 // StatusError is an answer the manager gave on purpose (4xx): retrying
@@ -83,6 +89,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	op := func() error {
 		server := c.pick()
 		resp, err := c.send(ctx, c.http, method, server, path, body)
+		if refused := tlsRefusal(err); refused != nil {
+			return backoff.Permanent(refused)
+		}
 		if err != nil {
 			lastErr = err
 			c.next(server)
@@ -117,7 +126,12 @@ func (c *Client) decode(resp *http.Response, server string, out any, idempotent 
 		return *lastErr
 	}
 	if resp.StatusCode >= 400 {
-		return backoff.Permanent(&StatusError{Code: resp.StatusCode, Message: readError(resp)})
+		se := &StatusError{Code: resp.StatusCode, Message: readError(resp)}
+		if c.renewedSince(se) {
+			*lastErr = se
+			return se // on a new connection, with the renewed certificate
+		}
+		return backoff.Permanent(se)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -128,6 +142,34 @@ func (c *Client) decode(resp *http.Response, server string, out any, idempotent 
 	}
 	return nil
 }
+
+// ErrCertificateExpired opens the answer to a request on a connection
+// whose certificate has expired.
+const ErrCertificateExpired = "certificate expired"
+
+// renewedSince says whether a refusal was for an expired certificate on a
+// connection opened before this client's credentials were renewed: the
+// manager closed it, and a retry goes with the current certificate.
+func (c *Client) renewedSince(se *StatusError) bool {
+	return se.Code == http.StatusUnauthorized && strings.HasPrefix(se.Message, ErrCertificateExpired) &&
+		c.creds != nil && time.Now().Before(c.creds.Leaf().NotAfter)
+}
+
+// tlsRefusal is a handshake that failed on credentials (ours refused, or
+// the manager's not this cluster's): another manager or a retry would not
+// change it, so it is said at once.
+func tlsRefusal(err error) error {
+	var verify *tls.CertificateVerificationError
+	var op *net.OpError // an alert the manager sent: it refused our certificate
+	if errors.As(err, &verify) || (errors.As(err, &op) && op.Op == "remote error") {
+		return fmt.Errorf("TLS refused: %w (are the credentials this cluster's and still valid? clusterctl login)", err)
+	}
+	return nil
+}
+
+// IsTLSRefusal says whether a request failed on credentials: the other
+// side is not of this cluster, or refused ours.
+func IsTLSRefusal(err error) bool { return tlsRefusal(err) != nil }
 
 func isPermanent(err error) bool {
 	var se *StatusError

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,13 +15,18 @@ import (
 	"testing"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/contextfile"
+	"github.com/clusterctl/clusterctl/internal/testcreds"
+	"github.com/clusterctl/clusterctl/pki"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // fakeAPI is a manager that answers the app endpoints from canned data,
 // recording what it was asked.
 type fakeAPI struct {
-	t   *testing.T
-	srv *httptest.Server
+	t       *testing.T
+	addr    string // host:port, served over TLS as a manager
+	context string // a context file with the operator's credentials
 
 	mu       sync.Mutex
 	apps     []string
@@ -47,20 +51,24 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux.HandleFunc("POST /v1/apps/{name}/scale", f.scale)
 	mux.HandleFunc("GET /v1/tasks", f.listTasks)
 	mux.HandleFunc("GET /v1/tasks/{id}/logs", f.taskLogs)
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := testcreds.Serve(t, testcreds.New(t, pki.RoleManager, "m1"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.requests = append(f.requests, r.Method+" "+r.URL.Path)
 		f.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
-	t.Cleanup(f.srv.Close)
+	f.addr = strings.TrimPrefix(url, transport.Scheme+"://")
+	f.context = filepath.Join(t.TempDir(), "context.json")
+	if err := contextfile.Save(f.context, &contextfile.Context{Name: "test", Servers: []string{f.addr}, TLS: testcreds.Dir(t, pki.RoleClient, "operator")}); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
 // run executes clusterctl against this fake.
 func (f *fakeAPI) run(args ...string) (string, string, error) {
 	f.t.Helper()
-	return run(f.t, append([]string{"--servers", f.srv.Listener.Addr().String()}, args...)...)
+	return run(f.t, append([]string{"--context", f.context}, args...)...)
 }
 
 func (f *fakeAPI) requested() []string {

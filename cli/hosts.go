@@ -80,7 +80,7 @@ func hostsDirect(cmd *cobra.Command, g *globals, output string) error {
 	}
 	var endpoints []engine.Endpoint
 	for _, h := range c.Hosts {
-		endpoints = append(endpoints, engine.Endpoint{Name: h.Name, Addr: h.Addr, Docker: h.Docker})
+		endpoints = append(endpoints, engine.Endpoint{Name: h.Name, Addr: h.Addr, Docker: h.Docker, CertDir: h.DockerCertPath})
 	}
 	infos := engine.DescribeAll(cmd.Context(), endpoints, hostTimeout)
 	if output == "json" {

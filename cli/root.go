@@ -54,7 +54,7 @@ running container to another host with its IP address and its data.`,
 	root.PersistentFlags().StringSliceVar(&g.serversFlag, "servers", nil, "managers' API addresses host:port,... (default: from the context file)")
 	root.AddCommand(newLabCmd(g), newHostsCmd(g), newStatusCmd(g), newEventsCmd(g), newServerCmd(), newAgentCmd(g),
 		newUpCmd(g), newPlanCmd(g), newPsCmd(g), newScaleCmd(g), newDownCmd(g), newLogsCmd(g), newVolumeCmd(g), newNetworkCmd(g),
-		newMoveCmd(g), newMovesCmd(g), newDrainCmd(g), newActivateCmd(g), newDashboardCmd(g), newDemoCmd(g))
+		newMoveCmd(g), newMovesCmd(g), newDrainCmd(g), newActivateCmd(g), newDashboardCmd(g), newDemoCmd(g), newLoginCmd(g), newTokenCmd(g))
 	root.AddCommand(newBenchCmd())
 	return root
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/transport"
 	"github.com/spf13/cobra"
 )
 
@@ -17,13 +18,22 @@ func (g *globals) outputClient(output string) (*api.Client, error) {
 	return g.apiClient()
 }
 
-// apiClient builds a client for this invocation's managers.
+// apiClient builds a client for this invocation's managers, with the
+// operator's credentials from the context file.
 func (g *globals) apiClient() (*api.Client, error) {
 	servers, err := g.servers()
 	if err != nil {
 		return nil, err
 	}
-	return api.NewClient(servers), nil
+	c, err := loadContext(g)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := c.Creds()
+	if err != nil {
+		return nil, err
+	}
+	return api.NewClient(servers, creds), nil
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -44,7 +54,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			for i := range st.Servers {
 				if st.Servers[i].API != "" {
-					st.Servers[i].API = "http://" + st.Servers[i].API
+					st.Servers[i].API = transport.URL(st.Servers[i].API)
 				}
 			}
 			if output == "json" {

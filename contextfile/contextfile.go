@@ -10,6 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/transport"
 
 	"github.com/google/renameio/v2"
 )
@@ -25,13 +29,43 @@ type Context struct {
 	Hosts []Host `json:"hosts"`
 	// Servers are the managers' API addresses (host:port).
 	Servers []string `json:"servers,omitempty"`
+	// TLS is the directory of the operator's credentials (ca.pem,
+	// cert.pem, key.pem). In the file it may be relative to the file;
+	// Load makes it absolute.
+	TLS string `json:"tls,omitempty"`
+}
+
+// Creds loads the operator's credentials the context names.
+func (c *Context) Creds() (*transport.Creds, error) {
+	if c.TLS == "" {
+		return nil, errors.New("the cluster context has no credentials: clusterctl login --servers HOST:PORT --token MANAGER-TOKEN")
+	}
+	return transport.LoadCreds(c.TLS)
+}
+
+// Client is a client of the context's managers, as its operator.
+func (c *Context) Client() (*api.Client, error) {
+	creds, err := c.Creds()
+	if err != nil {
+		return nil, err
+	}
+	return api.NewClient(c.Servers, creds), nil
+}
+
+// CredsDirFor is where `clusterctl login` keeps the credentials of the
+// context at path: beside it, named after it.
+func CredsDirFor(path string) string {
+	return strings.TrimSuffix(path, filepath.Ext(path)) + "-tls"
 }
 
 // Host is a Docker host of the cluster.
 type Host struct {
 	Name   string `json:"name"`
 	Addr   string `json:"addr"`
-	Docker string `json:"docker"` // Docker API endpoint, e.g. tcp://10.99.0.11:2375
+	Docker string `json:"docker"` // Docker API endpoint, e.g. tcp://10.99.0.11:2376
+	// DockerCertPath is the client certificate a Docker that requires TLS
+	// takes (ca.pem, cert.pem, key.pem).
+	DockerCertPath string `json:"docker_cert_path,omitempty"`
 }
 
 // Path resolves which context file to use: the flag if given, then the
@@ -62,6 +96,9 @@ func Load(path string) (*Context, error) {
 	var c Context
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("read context %s: %w", path, err)
+	}
+	if c.TLS != "" && !filepath.IsAbs(c.TLS) {
+		c.TLS = filepath.Join(filepath.Dir(path), c.TLS)
 	}
 	return &c, nil
 }

@@ -168,7 +168,7 @@ func TestApps(t *testing.T) {
 			t.Errorf("after a failed up: %+v", tasks)
 		}
 		for _, h := range st.Hosts { // everything there is labelled
-			list, err := dockerAt(t, h.Docker).ContainerList(context.Background(), container.ListOptions{All: true})
+			list, err := dockerAt(t, h.Docker, h.DockerCertPath).ContainerList(context.Background(), container.ListOptions{All: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +228,7 @@ func TestApps(t *testing.T) {
 		c := c.with(t)
 		tasks, _ := c.ps("shop")
 		db := tasks["db.1"]
-		d := dockerAt(t, hostByName[db.Host].Docker)
+		d := dockerAt(t, hostByName[db.Host].Docker, hostByName[db.Host].DockerCertPath)
 		if err := d.ContainerKill(context.Background(), "shop-db-1", "KILL"); err != nil {
 			t.Fatal(err)
 		}
@@ -368,17 +368,18 @@ func TestApps(t *testing.T) {
 }
 
 // labHost is a host of `lab status -o json`.
-type labHost = struct {
-	Name   string `json:"name"`
-	Addr   string `json:"addr"`
-	Docker string `json:"docker"`
-	State  string `json:"state"`
+type labHost struct {
+	Name           string `json:"name"`
+	Addr           string `json:"addr"`
+	Docker         string `json:"docker"`
+	DockerCertPath string `json:"docker_cert_path"`
+	State          string `json:"state"`
 }
 
 // inspectByName inspects a container on a host.
 func inspectByName(t *testing.T, h labHost, name string) container.InspectResponse {
 	t.Helper()
-	info, err := dockerAt(t, h.Docker).ContainerInspect(context.Background(), name)
+	info, err := dockerAt(t, h.Docker, h.DockerCertPath).ContainerInspect(context.Background(), name)
 	if err != nil {
 		t.Fatalf("inspect %s on %s: %v", name, h.Name, err)
 	}
@@ -388,7 +389,7 @@ func inspectByName(t *testing.T, h labHost, name string) container.InspectRespon
 // countContainers counts an app's containers on a host, running or not.
 func countContainers(t *testing.T, h labHost, app string) int {
 	t.Helper()
-	list, err := dockerAt(t, h.Docker).ContainerList(context.Background(), container.ListOptions{All: true,
+	list, err := dockerAt(t, h.Docker, h.DockerCertPath).ContainerList(context.Background(), container.ListOptions{All: true,
 		Filters: filters.NewArgs(filters.Arg("label", "com.docker.compose.project="+app))})
 	if err != nil {
 		t.Fatalf("list containers on %s: %v", h.Name, err)
@@ -401,7 +402,7 @@ func countContainers(t *testing.T, h labHost, app string) int {
 func appResources(t *testing.T, h labHost, app string) []string {
 	t.Helper()
 	ctx := context.Background()
-	d := dockerAt(t, h.Docker)
+	d := dockerAt(t, h.Docker, h.DockerCertPath)
 	f := filters.NewArgs(filters.Arg("label", "com.docker.compose.project="+app))
 	var left []string
 	if n := countContainers(t, h, app); n > 0 {

@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -20,6 +22,10 @@ import (
 
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/contextfile"
+	"github.com/clusterctl/clusterctl/engine"
+	"github.com/clusterctl/clusterctl/pki"
+	"github.com/clusterctl/clusterctl/server"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // TestControlPlane runs the managers and agents a lab starts: status and
@@ -51,7 +57,7 @@ func TestControlPlane(t *testing.T) {
 			if s.State != "leader" && s.State != "follower" {
 				t.Errorf("manager %s: %s", s.Name, s.State)
 			}
-			if !strings.HasPrefix(s.API, "http://"+addrOf[s.Name]+":") {
+			if !strings.HasPrefix(s.API, "https://"+addrOf[s.Name]+":") {
 				t.Errorf("manager %s API %q", s.Name, s.API)
 			}
 		}
@@ -73,14 +79,19 @@ func TestControlPlane(t *testing.T) {
 	})
 
 	t.Run("bad requests", func(t *testing.T) {
-		base := "http://" + ctxFile.Servers[0]
+		creds, err := ctxFile.Creds()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := creds.HTTPClient(10 * time.Second)
+		base := transport.URL(ctxFile.Servers[0])
 		for body, want := range map[string]string{
 			`{"value":"x","extra":1}`:    "unknown field",
 			`{"value":`:                  "invalid JSON",
 			`{"value":"a"}{"value":"b"}`: "more than one value",
 		} {
 			req, _ := http.NewRequest(http.MethodPut, base+"/v1/vars/k", strings.NewReader(body))
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := hc.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,9 +105,10 @@ func TestControlPlane(t *testing.T) {
 	})
 
 	t.Run("agents report containers", func(t *testing.T) {
-		d := dockerAt(t, "tcp://"+addrOf["host4"]+":2375")
+		host4 := ctxFile.Hosts[3]
+		d := dockerAt(t, host4.Docker, host4.DockerCertPath)
 		startKV(t, d)
-		client := api.NewClient(ctxFile.Servers)
+		client := c.client()
 		eventually(t, 10*time.Second, "host4's kvdb container in the store", func() error {
 			resp, err := client.Hosts(context.Background(), false)
 			if err != nil {
@@ -115,7 +127,7 @@ func TestControlPlane(t *testing.T) {
 
 	t.Run("leader stops during writes", func(t *testing.T) {
 		c := c.with(t)
-		client := api.NewClient(ctxFile.Servers)
+		client := c.client()
 		leader := leaderOf(t, client)
 		w := startWriter(client)
 		w.waitAcked(t, 30)
@@ -130,7 +142,7 @@ func TestControlPlane(t *testing.T) {
 		eventually(t, 3*time.Second, "another manager leads and the API answers", func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			st, err := api.NewClient(survivors).Status(ctx)
+			st, err := c.client(survivors...).Status(ctx)
 			if err != nil || st.Leader == "" || st.Leader == leader {
 				return fmt.Errorf("status %+v, %v", st, err)
 			}
@@ -149,7 +161,7 @@ func TestControlPlane(t *testing.T) {
 			return hostStateIs(client, leader, "down")
 		})
 		c.must("lab", "start", leader)
-		own := api.NewClient([]string{addrOf[leader] + ":7400"})
+		own := c.client(addrOf[leader] + ":7400")
 		last := acked[len(acked)-1]
 		eventually(t, 15*time.Second, "the restarted manager catches up", func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -167,7 +179,7 @@ func TestControlPlane(t *testing.T) {
 
 	t.Run("partitioned manager catches up", func(t *testing.T) {
 		c := c.with(t)
-		leader := leaderOf(t, api.NewClient(ctxFile.Servers))
+		leader := leaderOf(t, c.client())
 		follower := "host1"
 		if leader == follower {
 			follower = "host2"
@@ -181,11 +193,11 @@ func TestControlPlane(t *testing.T) {
 				others = append(others, srv)
 			}
 		}
-		if _, err := api.NewClient(others).SetVar(context.Background(), "after-partition", "yes"); err != nil {
+		if _, err := c.client(others...).SetVar(context.Background(), "after-partition", "yes"); err != nil {
 			t.Fatal(err)
 		}
 		c.must("lab", "heal", follower)
-		own := api.NewClient([]string{addrOf[follower] + ":7400"})
+		own := c.client(addrOf[follower] + ":7400")
 		eventually(t, 15*time.Second, follower+" catches up after heal", func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -197,26 +209,32 @@ func TestControlPlane(t *testing.T) {
 		})
 	})
 
-	t.Run("refused managers", func(t *testing.T) { refusedManagers(t, ctxFile) })
+	t.Run("refused managers", func(t *testing.T) { refusedManagers(t, c, ctxFile) })
+	t.Run("refused callers", func(t *testing.T) { refusedCallers(t, ctxFile) })
 }
 
 // refusedManagers starts managers that must be refused, on host4 (which
 // runs none): a data dir of another cluster, a mismatched cluster ID, a
-// name already taken. Each exits non-zero with one clear line.
-func refusedManagers(t *testing.T, ctxFile *contextfile.Context) {
+// name already taken, no token, a worker's token, a forged token. Each
+// exits non-zero with one clear line.
+func refusedManagers(t *testing.T, c *cli, ctxFile *contextfile.Context) {
 	joinA := strings.Join(ctxFile.Servers, ",")
 	// Cluster B: one manager of its own on host4.
 	dirB := filepath.Join(t.TempDir(), "b")
 	clusterB := exec.Command(binary, "lab", "exec", "host4", "--", binary, "server", "--name", "b1", "--bind", "10.99.0.14",
-		"--data-dir", dirB, "--bootstrap-expect", "1")
+		"--data-dir", dirB, "--bootstrap")
 	if err := clusterB.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = clusterB.Process.Kill(); _ = clusterB.Wait() })
 	eventually(t, 15*time.Second, "cluster B has a leader", func() error {
+		credsB, err := transport.LoadCreds(filepath.Join(dirB, server.AdminDirName))
+		if err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		st, err := api.NewClient([]string{"10.99.0.14:7400"}).Status(ctx)
+		st, err := api.NewClient([]string{"10.99.0.14:7400"}, credsB).Status(ctx)
 		if err != nil || st.Leader != "b1" || st.ClusterID == "" {
 			return fmt.Errorf("%+v %v", st, err)
 		}
@@ -228,14 +246,24 @@ func refusedManagers(t *testing.T, ctxFile *contextfile.Context) {
 		t.Fatalf("copy host1's data dir: %v: %s", err, out)
 	}
 	before := treeHash(t, dirA)
+	managerToken := c.must("token", "show", "manager")
+	workerToken := c.must("token", "show", "worker")
+	tok, err := pki.ParseToken(managerToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.Secret = strings.Repeat("a", len(tok.Secret)) // this cluster's CA, a made-up secret
 	cases := []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"another cluster's data dir", []string{"--name", "host1", "--data-dir", dirA, "--join", "10.99.0.14:7400"}, "belongs to cluster"},
-		{"mismatched cluster ID", []string{"--name", "m9", "--data-dir", filepath.Join(t.TempDir(), "m9"), "--cluster-id", "not-this-cluster", "--join", joinA}, "refusing to join"},
-		{"name already taken", []string{"--name", "host2", "--data-dir", filepath.Join(t.TempDir(), "dup"), "--join", joinA}, `another manager named "host2"`},
+		{"mismatched cluster ID", []string{"--name", "m9", "--data-dir", filepath.Join(t.TempDir(), "m9"), "--cluster-id", "not-this-cluster", "--join", joinA, "--token", managerToken}, "refusing to join"},
+		{"name already taken", []string{"--name", "host2", "--data-dir", filepath.Join(t.TempDir(), "dup"), "--join", joinA, "--token", managerToken}, `another manager named "host2"`},
+		{"no token", []string{"--name", "m8", "--data-dir", filepath.Join(t.TempDir(), "m8"), "--join", joinA}, "join with a token"},
+		{"a worker's token", []string{"--name", "m7", "--data-dir", filepath.Join(t.TempDir(), "m7"), "--join", joinA, "--token", workerToken}, "a manager joins with the manager token"},
+		{"a forged token", []string{"--name", "m6", "--data-dir", filepath.Join(t.TempDir(), "m6"), "--join", joinA, "--token", tok.String()}, "manager join token is not valid"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,6 +280,92 @@ func refusedManagers(t *testing.T, ctxFile *contextfile.Context) {
 	}
 	if after := treeHash(t, dirA); after != before {
 		t.Fatal("a refused manager changed the data dir it was pointed at")
+	}
+}
+
+// refusedCallers calls the lab's ports as callers they must refuse: none
+// is plain HTTP, the API answers no one without a certificate of this
+// cluster, a worker's certificate (an agent's) reaches no manager-only or
+// operator endpoint, and the agents' and Raft's ports take no operator.
+func refusedCallers(t *testing.T, ctxFile *contextfile.Context) {
+	operator, err := ctxFile.Creds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := transport.LoadCreds("/var/lib/clusterctl/lab/hosts/host2/agent/tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.NewCA(operator.Identity().Cluster, time.Now()) // a look-alike of this cluster's CA
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := other.Issue("mallory", pki.RoleClient, nil, time.Now())
+	forged, err := transport.NewCreds(other.CertPEM, leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api1 := ctxFile.Servers[0]
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(operator.CAPEM())
+	anon := &http.Client{Transport: transport.RoundTripper(&tls.Config{RootCAs: pool}), Timeout: 5 * time.Second}
+	call := func(hc *http.Client, method, url string) (int, string) {
+		req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		var e api.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error
+	}
+	for _, tc := range []struct {
+		name        string
+		hc          *http.Client
+		method, url string
+		code        int // 0: refused at the handshake
+		want        string
+	}{
+		{"plain HTTP", &http.Client{Timeout: 5 * time.Second}, "GET", "http://" + api1 + "/v1/status", 400, ""},
+		{"no certificate", anon, "GET", transport.URL(api1) + "/v1/status", 401, "needs a certificate of this cluster"},
+		{"another cluster's certificate", forged.HTTPClient(5 * time.Second), "GET", transport.URL(api1) + "/v1/status", 0, "tls"},
+		{"a worker joining Raft", worker.HTTPClient(5 * time.Second), "POST", transport.URL(api1) + "/v1/cluster/join", 403, "is not for a worker"},
+		{"a worker deploying", worker.HTTPClient(5 * time.Second), "PUT", transport.URL(api1) + "/v1/apps/evil", 403, "is not for a worker"},
+		{"a worker reading a token", worker.HTTPClient(5 * time.Second), "GET", transport.URL(api1) + "/v1/cluster/tokens/manager", 403, "is not for a worker"},
+		{"a worker as another host", worker.HTTPClient(5 * time.Second), "POST", transport.URL(api1) + "/v1/hosts/host3/heartbeat", 403, "cannot act for host host3"},
+		{"an operator on an agent's port", operator.BulkClient(5 * time.Second), "GET", transport.URL(ctxFile.Hosts[1].Addr+":7947") + "/v1/volumes/x", 0, "tls"},
+	} {
+		code, msg := call(tc.hc, tc.method, tc.url)
+		if code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %d %q, want %d with %q", tc.name, code, msg, tc.code, tc.want)
+		}
+	}
+	// A host's Docker requires its client certificate: without one, or
+	// with the cluster's, it answers nothing.
+	h := ctxFile.Hosts[1]
+	for name, certs := range map[string]string{"no certificate": "", "the operator's certificate": operator.Dir()} {
+		d, err := engine.ConnectTLS(h.Docker, certs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := d.Ping(ctx); err == nil {
+			t.Errorf("Docker on %s answered a client with %s", h.Name, name)
+		}
+		cancel()
+		d.Close()
+	}
+	// Raft's port: an operator's certificate gets no answer.
+	conn, err := tls.Dial("tcp", ctxFile.Hosts[0].Addr+":7401", operator.ClientTLS(pki.RoleManager))
+	if err == nil {
+		_, _ = conn.Write([]byte{0})
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Errorf("an operator on Raft's port: %v, want a TLS refusal", err)
 	}
 }
 

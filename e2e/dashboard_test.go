@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/clusterctl/clusterctl/api"
-	"github.com/clusterctl/clusterctl/contextfile"
 )
 
 // tmuxSession drives a program in a detached tmux terminal.
@@ -129,11 +126,7 @@ func TestDashboard(t *testing.T) {
 
 	// The leader's manager dies: the dashboard follows the new leader and
 	// says so.
-	ctxFile, err := contextfile.Load(c.context)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := leaderOf(t, api.NewClient(ctxFile.Servers))
+	leader := leaderOf(t, c.client())
 	c.must("lab", "kill", leader, "server")
 	s.waitScreen("the new leader named", func(sc string) bool {
 		return strings.Contains(sc, "leader is now host") && strings.Contains(sc, "(was "+leader+")")

@@ -15,9 +15,9 @@ import (
 )
 
 // dockerAt connects to a lab host's engine over the lab network.
-func dockerAt(t *testing.T, endpoint string) *client.Client {
+func dockerAt(t *testing.T, endpoint, certPath string) *client.Client {
 	t.Helper()
-	c, err := engine.Connect(endpoint)
+	c, err := engine.ConnectTLS(endpoint, certPath)
 	if err != nil {
 		t.Fatal(err)
 	}

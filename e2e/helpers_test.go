@@ -19,6 +19,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/contextfile"
 )
 
 // binary and images are what `make build images` produced.
@@ -78,6 +81,24 @@ func labCLI(t *testing.T) *cli {
 
 func (c *cli) with(t *testing.T) *cli { return &cli{t: t, context: c.context} }
 
+// client is a client of the lab's managers (or of the given ones), with
+// the operator's credentials the lab put in its context file.
+func (c *cli) client(servers ...string) *api.Client {
+	c.t.Helper()
+	ctxFile, err := contextfile.Load(c.context)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	creds, err := ctxFile.Creds()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if len(servers) == 0 {
+		servers = ctxFile.Servers
+	}
+	return api.NewClient(servers, creds)
+}
+
 // run returns stdout, and an error carrying stderr.
 func (c *cli) run(args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
@@ -103,12 +124,7 @@ func (c *cli) must(args ...string) string {
 
 // labStatus is `lab status -o json`.
 type labStatus struct {
-	Hosts []struct {
-		Name   string `json:"name"`
-		Addr   string `json:"addr"`
-		Docker string `json:"docker"`
-		State  string `json:"state"`
-	} `json:"hosts"`
+	Hosts []labHost `json:"hosts"`
 }
 
 func (c *cli) status() labStatus {

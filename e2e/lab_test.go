@@ -47,7 +47,7 @@ func TestLab(t *testing.T) {
 
 	t.Run("containers on every host", func(t *testing.T) {
 		for _, h := range st.Hosts {
-			startKV(t, dockerAt(t, h.Docker))
+			startKV(t, dockerAt(t, h.Docker, h.DockerCertPath))
 		}
 		for _, h := range st.Hosts {
 			eventually(t, 20*time.Second, h.Name+" kvdb answers", func() error {
@@ -73,7 +73,7 @@ func TestLab(t *testing.T) {
 			}
 			// Every other host's published port, from a container.
 			for _, to := range st.Hosts {
-				code, err := probeFrom(dockerAt(t, from.Docker), fmt.Sprintf("http://%s:7000/healthz", to.Addr))
+				code, err := probeFrom(dockerAt(t, from.Docker, from.DockerCertPath), fmt.Sprintf("http://%s:7000/healthz", to.Addr))
 				if err != nil || code != 0 {
 					t.Errorf("container on %s -> %s:7000: exit %d, %v", from.Name, to.Name, code, err)
 				}
@@ -114,7 +114,7 @@ func TestLab(t *testing.T) {
 
 	t.Run("partition and heal", func(t *testing.T) {
 		c := c.with(t)
-		h1 := dockerAt(t, st.Hosts[0].Docker)
+		h1 := dockerAt(t, st.Hosts[0].Docker, st.Hosts[0].DockerCertPath)
 		url := fmt.Sprintf("http://%s:7000/healthz", addrOf("host3"))
 		c.must("lab", "partition", "host3")
 		if s := hostState(c, "host3"); s != "partitioned" {

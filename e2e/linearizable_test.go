@@ -16,7 +16,6 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/clusterctl/clusterctl/api"
-	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/internal/lincheck"
 )
 
@@ -27,19 +26,16 @@ func TestLinearizable(t *testing.T) {
 	const clients, minOps = 6, 1500
 	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", "")
-	ctxFile, err := contextfile.Load(c.context)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hist := lincheck.NewHistory()
 	var ok atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for id := range clients {
 		wg.Add(1)
+		client := c.client()
 		go func() {
 			defer wg.Done()
-			runClient(id, api.NewClient(ctxFile.Servers), hist, &ok, stop)
+			runClient(id, client, hist, &ok, stop)
 		}()
 	}
 	waitOps := func(n int64) {
@@ -51,7 +47,7 @@ func TestLinearizable(t *testing.T) {
 		})
 	}
 	waitOps(minOps / 4)
-	leader := leaderOf(t, api.NewClient(ctxFile.Servers))
+	leader := leaderOf(t, c.client())
 	c.must("lab", "stop", leader)
 	t.Logf("killed the leader %s after %d operations", leader, ok.Load())
 	waitOps(minOps / 2)

@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/clusterctl/clusterctl/api"
-	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/migrate"
 )
 
@@ -144,7 +143,7 @@ func runningCopies(t *testing.T, c *cli, app, name string) []string {
 		if h.State != "up" {
 			continue
 		}
-		list, err := dockerAt(t, h.Docker).ContainerList(context.Background(), container.ListOptions{
+		list, err := dockerAt(t, h.Docker, h.DockerCertPath).ContainerList(context.Background(), container.ListOptions{
 			Filters: filters.NewArgs(filters.Arg("name", "^/"+app+"-"+strings.ReplaceAll(name, ".", "-")+"$"))})
 		if err != nil {
 			t.Fatalf("list containers on %s: %v", h.Name, err)
@@ -228,11 +227,7 @@ func allUp(t *testing.T, client *api.Client) {
 func TestMoves(t *testing.T) {
 	c := labCLI(t)
 	c.must("lab", "up", "--hosts", "3", "--images", images)
-	ctxFile, err := contextfile.Load(c.context)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(ctxFile.Servers)
+	client := c.client()
 	hold := func(step string) {
 		t.Helper()
 		if _, err := client.SetVar(context.Background(), migrate.HoldVar, step); err != nil {

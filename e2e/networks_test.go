@@ -66,7 +66,7 @@ func TestNetworkIPAM(t *testing.T) {
 	c.must("lab", "up", "--hosts", "2", "--images", images)
 	st := c.status()
 	h1, h2 := st.Hosts[0], st.Hosts[1]
-	d1, d2 := dockerAt(t, h1.Docker), dockerAt(t, h2.Docker)
+	d1, d2 := dockerAt(t, h1.Docker, h1.DockerCertPath), dockerAt(t, h2.Docker, h2.DockerCertPath)
 	ctx := context.Background()
 
 	for _, bad := range []struct {

@@ -163,7 +163,7 @@ func TestOverlay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d1 := dockerAt(t, h1.Docker)
+		d1 := dockerAt(t, h1.Docker, h1.DockerCertPath)
 		err = runOnNetwork(d1, "intruder", "shop_back", tasks["db.1"].IP)
 		if err == nil || !strings.Contains(err.Error(), "is leased to task") {
 			t.Errorf("a container run by hand with db's address %s: %v", tasks["db.1"].IP, err)

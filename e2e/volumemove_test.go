@@ -45,12 +45,12 @@ func TestVolumeMoves(t *testing.T) {
 	c.must("lab", "up", "--hosts", "3", "--images", images)
 	st := c.status()
 	h1, h2, h3 := st.Hosts[0], st.Hosts[1], st.Hosts[2]
-	d1, d2, d3 := dockerAt(t, h1.Docker), dockerAt(t, h2.Docker), dockerAt(t, h3.Docker)
+	d1, d2, d3 := dockerAt(t, h1.Docker, h1.DockerCertPath), dockerAt(t, h2.Docker, h2.DockerCertPath), dockerAt(t, h3.Docker, h3.DockerCertPath)
 	var servers []string
 	for _, h := range st.Hosts {
 		servers = append(servers, h.Addr+":7400")
 	}
-	managers := api.NewClient(servers)
+	managers := c.client(servers...)
 	ctx := context.Background()
 
 	for i, backend := range []string{"copy", "block"} {

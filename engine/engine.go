@@ -6,6 +6,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -14,12 +16,44 @@ import (
 
 // Connect returns a client for a Docker endpoint such as
 // "unix:///run/docker.sock" or "tcp://10.99.0.11:2375".
-func Connect(endpoint string) (*client.Client, error) {
-	c, err := client.NewClientWithOpts(client.WithHost(endpoint), client.WithAPIVersionNegotiation())
+func Connect(endpoint string) (*client.Client, error) { return ConnectTLS(endpoint, "") }
+
+// ConnectTLS returns a client for a Docker endpoint that talks TLS with
+// the client certificate in certDir, when certDir holds one: Docker's
+// DOCKER_CERT_PATH layout (ca.pem, cert.pem, key.pem), for a host whose
+// dockerd runs with --tlsverify. Without, it talks plain, as Connect.
+func ConnectTLS(endpoint, certDir string) (*client.Client, error) {
+	opts := []client.Opt{client.WithHost(endpoint), client.WithAPIVersionNegotiation()}
+	if HasCerts(certDir) {
+		opts = append(opts, client.WithTLSClientConfig(filepath.Join(certDir, "ca.pem"), filepath.Join(certDir, "cert.pem"), filepath.Join(certDir, "key.pem")))
+	}
+	c, err := client.NewClientWithOpts(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", endpoint, err)
 	}
 	return c, nil
+}
+
+// HasCerts says whether dir holds a Docker client certificate.
+func HasCerts(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, "cert.pem"))
+	return err == nil
+}
+
+// CertDirOf is where a manager finds the client certificate for a host's
+// Docker: root/HOST when it exists (each host its own CA), else root
+// itself (one certificate for every host), else none.
+func CertDirOf(root, host string) string {
+	if root == "" {
+		return ""
+	}
+	if dir := filepath.Join(root, host); HasCerts(dir) {
+		return dir
+	}
+	return root
 }
 
 // HostInfo is what a Docker host says about itself.
@@ -41,9 +75,9 @@ type HostInfo struct {
 // Describe asks one host's engine for its version, containers and size.
 // An unreachable host is reported, not returned as an error, so that a list
 // of hosts still shows the others.
-func Describe(ctx context.Context, name, addr, endpoint string) HostInfo {
-	info := HostInfo{Name: name, Addr: addr, Docker: endpoint, State: "unreachable"}
-	c, err := Connect(endpoint)
+func Describe(ctx context.Context, h Endpoint) HostInfo {
+	info := HostInfo{Name: h.Name, Addr: h.Addr, Docker: h.Docker, State: "unreachable"}
+	c, err := ConnectTLS(h.Docker, h.CertDir)
 	if err != nil {
 		info.Error = err.Error()
 		return info
@@ -68,6 +102,7 @@ func Describe(ctx context.Context, name, addr, endpoint string) HostInfo {
 // Endpoint names a Docker host and where its API is.
 type Endpoint struct {
 	Name, Addr, Docker string
+	CertDir            string // its client certificate, for TLS ("" for none)
 }
 
 // DescribeAll asks every host at once, each within timeout, keeping order.
@@ -78,7 +113,7 @@ func DescribeAll(ctx context.Context, hosts []Endpoint, timeout time.Duration) [
 		g.Go(func() error {
 			hctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			out[i] = Describe(hctx, h.Name, h.Addr, h.Docker)
+			out[i] = Describe(hctx, h)
 			return nil
 		})
 	}

@@ -21,7 +21,7 @@ func TestDescribe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	got := engine.Describe(ctx, "h1", "10.99.0.11", endpoint)
+	got := engine.Describe(ctx, engine.Endpoint{Name: "h1", Addr: "10.99.0.11", Docker: endpoint})
 	want := engine.HostInfo{
 		Name:              "h1",
 		Addr:              "10.99.0.11",
@@ -80,7 +80,7 @@ func TestDescribeUnreachable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			got := engine.Describe(ctx, "h1", "10.99.0.11", tt.endpoint)
+			got := engine.Describe(ctx, engine.Endpoint{Name: "h1", Addr: "10.99.0.11", Docker: tt.endpoint})
 			if got.State != "unreachable" {
 				t.Errorf("State = %q, want unreachable", got.State)
 			}

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/pki"
+	"github.com/clusterctl/clusterctl/server"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // The lab runs a manager on each of the first MaxManagers hosts and an agent
@@ -52,15 +55,113 @@ const (
 	daemonAgent  = "agent"
 )
 
-// startDaemons starts a host's manager (if it is one) and its agent.
-func (lab *Lab) startDaemons(cgRoot string, st *State, h HostState) error {
+// startDaemons starts a host's manager (if it is one) and its agent. All
+// but the first manager join with a token, which they wait for.
+func (lab *Lab) startDaemons(ctx context.Context, cgRoot string, st *State, h HostState) error {
 	if st.isManager(h.Name) {
-		if _, err := spawn(lab.Layout, cgRoot, h.Name, daemonServer, lab.daemonArgs(st, h, daemonServer)); err != nil {
+		if _, err := lab.spawnDaemon(ctx, cgRoot, st, h, daemonServer); err != nil {
 			return err
 		}
 	}
-	_, err := spawn(lab.Layout, cgRoot, h.Name, daemonAgent, lab.daemonArgs(st, h, daemonAgent))
+	_, err := lab.spawnDaemon(ctx, cgRoot, st, h, daemonAgent)
 	return err
+}
+
+// spawnDaemon starts one daemon of a host, with the join tokens ready if
+// it needs them. The channel reports its exit.
+func (lab *Lab) spawnDaemon(ctx context.Context, cgRoot string, st *State, h HostState, daemon string) (<-chan error, error) {
+	if !bootstraps(st, h, daemon) {
+		if err := lab.ensureTokens(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	return spawn(lab.Layout, cgRoot, h.Name, daemon, lab.daemonArgs(st, h, daemon))
+}
+
+// bootstraps says whether a daemon starts the cluster: the first host's
+// manager, which makes the cluster's CA and tokens.
+func bootstraps(st *State, h HostState, daemon string) bool {
+	return daemon == daemonServer && h.Name == st.Hosts[0].Name
+}
+
+// credsDir holds the operator's credentials that the first manager made
+// (its DATA_DIR/admin), which the lab's CLI uses.
+func (l Layout) credsDir() string { return filepath.Join(l.StateDir, "tls") }
+
+// tokenFile holds a role's join token for the lab's daemons.
+func (l Layout) tokenFile(role string) string { return filepath.Join(l.StateDir, "tokens", role) }
+
+// ensureTokens makes sure the lab has the operator's credentials and the
+// join tokens: it waits for the first manager to make them, then asks it.
+func (lab *Lab) ensureTokens(ctx context.Context, st *State) error {
+	lab.joining.Lock()
+	defer lab.joining.Unlock()
+	if fileExists(lab.Layout.tokenFile(pki.RoleManager)) && fileExists(lab.Layout.tokenFile(pki.RoleWorker)) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, controlPlaneTimeout)
+	defer cancel()
+	admin := filepath.Join(lab.Layout.hostDataDir(st.Hosts[0].Name), "server", server.AdminDirName)
+	for !transport.HaveCreds(admin) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the first manager made no credentials in %s within %s: see its server.log", admin, controlPlaneTimeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := copyCreds(admin, lab.Layout.credsDir()); err != nil {
+		return err
+	}
+	c, err := lab.client(st)
+	if err != nil {
+		return err
+	}
+	for _, role := range []string{pki.RoleManager, pki.RoleWorker} {
+		tok, err := c.Token(ctx, role)
+		if err != nil {
+			return fmt.Errorf("join token: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(lab.Layout.tokenFile(role)), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(lab.Layout.tokenFile(role), []byte(tok.Token+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write the %s token: %w", role, err)
+		}
+	}
+	return nil
+}
+
+// copyCreds copies the operator's credentials into the lab's directory.
+func copyCreds(from, to string) error {
+	var pems [3][]byte
+	for i, name := range []string{"ca.pem", "cert.pem", "key.pem"} {
+		b, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			return fmt.Errorf("operator's credentials: %w", err)
+		}
+		pems[i] = b
+	}
+	_, err := transport.SaveCreds(to, pems[0], pems[1], pems[2])
+	return err
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// client is a client of the lab's managers, as the operator.
+func (lab *Lab) client(st *State) (*api.Client, error) {
+	return lab.clientOf(st.serverAddrs())
+}
+
+// clientOf is a client of some of the lab's managers, as the operator.
+func (lab *Lab) clientOf(servers []string) (*api.Client, error) {
+	creds, err := transport.LoadCreds(lab.Layout.credsDir())
+	if err != nil {
+		return nil, err
+	}
+	return api.NewClient(servers, creds), nil
 }
 
 // daemonArgs is the command line of a host's daemon, the same at every
@@ -69,16 +170,21 @@ func (lab *Lab) startDaemons(cgRoot string, st *State, h HostState) error {
 func (lab *Lab) daemonArgs(st *State, h HostState, daemon string) []string {
 	servers := strings.Join(st.serverAddrs(), ",")
 	if daemon == daemonServer {
-		return []string{"server", "--name", h.Name, "--bind", h.Addr,
-			"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "server"),
-			"--bootstrap-expect", strconv.Itoa(st.Managers), "--join", servers}
+		args := []string{"server", "--name", h.Name, "--bind", h.Addr,
+			"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "server"), "--join", servers,
+			"--docker-certs", lab.Layout.dockerCertsDir()}
+		if bootstraps(st, h, daemon) {
+			return append(args, "--bootstrap")
+		}
+		return append(args, "--token-file", lab.Layout.tokenFile(pki.RoleManager))
 	}
 	// The agent registers the engine's TCP address: the managers on other
 	// hosts create containers through it.
 	return []string{"agent", "--name", h.Name, "--addr", h.Addr,
-		"--docker", dockerEndpoint(h), "--servers", servers,
+		"--docker", dockerEndpoint(h), "--docker-cert-path", lab.Layout.DockerCertPath(h.Name), "--servers", servers,
 		"--data-dir", filepath.Join(lab.Layout.hostDataDir(h.Name), "agent"),
-		"--shared-dir", lab.Layout.SharedDir(), "--usage-cgroup", cgroupParent(h.Name)}
+		"--shared-dir", lab.Layout.SharedDir(), "--usage-cgroup", cgroupParent(h.Name),
+		"--token-file", lab.Layout.tokenFile(pki.RoleWorker)}
 }
 
 // daemonPIDFile records a daemon's pid for lab kill. It is in the host's
@@ -127,7 +233,10 @@ func (lab *Lab) waitControlPlane(ctx context.Context, st *State) error {
 			want++
 		}
 	}
-	c := api.NewClient(st.serverAddrs())
+	c, err := lab.client(st)
+	if err != nil {
+		return err
+	}
 	var last string
 	for {
 		status, err := c.Status(ctx)

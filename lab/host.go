@@ -136,17 +136,14 @@ func writeBootFiles(l Layout, cgroupRoot string, h HostState, storageDriver stri
 			{Source: filepath.Join(run, "containerd"), Target: "/run/containerd"},
 			{Source: filepath.Join(data, "etc-docker"), Target: "/etc/docker"},
 		},
-		Command: []string{"dockerd",
+		Command: append([]string{"dockerd",
 			"--data-root", filepath.Join(data, "docker"),
 			"--exec-root", filepath.Join(run, "exec"),
 			"--pidfile", filepath.Join(run, "dockerd.pid"),
 			"--config-file", cfgPath,
 			"-H", "unix://" + l.DockerSocket(h.Name),
 			"-H", fmt.Sprintf("tcp://%s:%d", h.Addr, DockerPort),
-			// Plain TCP on purpose (the lab network is private); saying so
-			// spares the 15 s start-up delay dockerd adds otherwise.
-			"--tls=false",
-		},
+		}, dockerTLSArgs(l, h.Name)...),
 	}
 	b, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {

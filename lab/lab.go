@@ -27,6 +27,9 @@ type Lab struct {
 	ContextPath string
 
 	mu sync.Mutex // serializes writes to Out from parallel host steps
+	// joining serializes fetching the join tokens, which every host but
+	// the first manager's waits for.
+	joining sync.Mutex
 }
 
 // New returns a lab with the default layout.
@@ -147,6 +150,9 @@ func (lab *Lab) build(ctx context.Context, plan Plan, archives []string, storage
 	if err := st.save(lab.Layout); err != nil {
 		return err
 	}
+	if err := makeDockerCerts(lab.Layout, st.Hosts); err != nil {
+		return err
+	}
 	lab.say("network %s on bridge %s (gateway %s)", plan.Subnet, bridgeName, plan.Gateway)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, h := range st.Hosts {
@@ -175,7 +181,7 @@ func (lab *Lab) bootHost(ctx context.Context, cgRoot string, st *State, h HostSt
 	if err := makeHostCgroup(cgRoot, h.Name); err != nil {
 		return err
 	}
-	if err := bootDockerd(ctx, lab.Layout, cgRoot, h, st.StorageDriver, func() error { return lab.startDaemons(cgRoot, st, h) }); err != nil {
+	if err := bootDockerd(ctx, lab.Layout, cgRoot, h, st.StorageDriver, func() error { return lab.startDaemons(ctx, cgRoot, st, h) }); err != nil {
 		return err
 	}
 	lab.say("%s: dockerd up at tcp://%s:%d in %.1fs", h.Name, h.Addr, DockerPort, time.Since(start).Seconds())
@@ -191,9 +197,9 @@ func (lab *Lab) bootHost(ctx context.Context, cgRoot string, st *State, h HostSt
 
 // writeContext tells later commands where the lab's hosts are.
 func (lab *Lab) writeContext(st *State) error {
-	c := &contextfile.Context{Name: ContextName, Servers: st.serverAddrs()}
+	c := &contextfile.Context{Name: ContextName, Servers: st.serverAddrs(), TLS: lab.Layout.credsDir()}
 	for _, h := range st.Hosts {
-		c.Hosts = append(c.Hosts, contextfile.Host{Name: h.Name, Addr: h.Addr, Docker: dockerEndpoint(h)})
+		c.Hosts = append(c.Hosts, contextfile.Host{Name: h.Name, Addr: h.Addr, Docker: dockerEndpoint(h), DockerCertPath: lab.Layout.DockerCertPath(h.Name)})
 	}
 	return contextfile.Save(lab.ContextPath, c)
 }

@@ -22,8 +22,9 @@ const (
 	DefaultHosts = 3
 	// DefaultSubnet is the lab network when none is asked for.
 	DefaultSubnet = "10.99.0.0/24"
-	// DockerPort is where every host's dockerd serves its API over TCP.
-	DockerPort = 2375
+	// DockerPort is where every host's dockerd serves its API over TCP,
+	// with TLS (Docker's usual port for it).
+	DockerPort = 2376
 
 	bridgeName  = "lab0"
 	nsPrefix    = "lab-"           // network namespace and root-side veth: lab-host1

@@ -99,8 +99,8 @@ func TestBootFilesGiveEachHostItsOwnEverything(t *testing.T) {
 		"--data-root " + filepath.Join(l.StateDir, "hosts/host2/docker"),
 		"--exec-root " + filepath.Join(l.RunDir, "host2/exec"),
 		"-H unix://" + filepath.Join(l.RunDir, "host2/docker.sock"),
-		"-H tcp://10.99.0.12:2375",
-		"--tls=false",
+		"-H tcp://10.99.0.12:2376",
+		"--tlsverify --tlscacert " + filepath.Join(l.StateDir, "hosts/host2/docker-tls/ca.pem"),
 	} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("dockerd command lacks %q: %s", want, cmd)

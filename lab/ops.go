@@ -130,16 +130,18 @@ type Status struct {
 // HostStatus is one host's state: up, stopped, partitioned, or down (it
 // should run but its dockerd does not answer).
 type HostStatus struct {
-	Name         string `json:"name"`
-	Addr         string `json:"addr"`
-	Docker       string `json:"docker"`
-	DockerSocket string `json:"docker_socket"`
-	State        string `json:"state"`
-	Manager      bool   `json:"manager"` // runs a manager (clusterctl server)
-	PID          int    `json:"pid,omitempty"`
-	DataDir      string `json:"data_dir"`
-	PluginDir    string `json:"plugin_dir"`
-	Log          string `json:"log"`
+	Name   string `json:"name"`
+	Addr   string `json:"addr"`
+	Docker string `json:"docker"`
+	// DockerCertPath is the client certificate its Docker requires.
+	DockerCertPath string `json:"docker_cert_path"`
+	DockerSocket   string `json:"docker_socket"`
+	State          string `json:"state"`
+	Manager        bool   `json:"manager"` // runs a manager (clusterctl server)
+	PID            int    `json:"pid,omitempty"`
+	DataDir        string `json:"data_dir"`
+	PluginDir      string `json:"plugin_dir"`
+	Log            string `json:"log"`
 }
 
 // Status reports every host's state.
@@ -159,7 +161,7 @@ func (lab *Lab) Status(ctx context.Context) (*Status, error) {
 
 func (lab *Lab) hostStatus(ctx context.Context, h HostState) HostStatus {
 	hs := HostStatus{
-		Name: h.Name, Addr: h.Addr, Docker: dockerEndpoint(h),
+		Name: h.Name, Addr: h.Addr, Docker: dockerEndpoint(h), DockerCertPath: lab.Layout.DockerCertPath(h.Name),
 		DockerSocket: lab.Layout.DockerSocket(h.Name), DataDir: lab.Layout.hostDataDir(h.Name),
 		PluginDir: lab.Layout.PluginDir(h.Name), Log: lab.Layout.dockerdLog(h.Name),
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/store"
 	"golang.org/x/sys/unix"
 )
@@ -62,15 +61,15 @@ func (lab *Lab) Revive(ctx context.Context, host, daemon string) error {
 		return err
 	}
 	start := time.Now()
-	exited, err := spawn(lab.Layout, cgRoot, host, daemon, lab.daemonArgs(st, *h, daemon))
+	exited, err := lab.spawnDaemon(ctx, cgRoot, st, *h, daemon)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, controlPlaneTimeout)
 	defer cancel()
-	back := func(ctx context.Context) error { return agentRegistered(ctx, st, host, start) }
+	back := func(ctx context.Context) error { return lab.agentRegistered(ctx, st, host, start) }
 	if daemon == daemonServer {
-		back = func(ctx context.Context) error { return serverAnswers(ctx, *h) }
+		back = func(ctx context.Context) error { return lab.serverAnswers(ctx, *h) }
 	}
 	if err := waitBack(ctx, back, exited); err != nil {
 		log := filepath.Join(lab.Layout.hostDataDir(host), daemon+".log")
@@ -186,10 +185,14 @@ func waitBack(ctx context.Context, back func(context.Context) error, exited <-ch
 // agentRegistered says whether host's agent registered since `since`:
 // registering records the time in the store, and a new agent registers
 // before anything else it tells the managers, once its plugins listen.
-func agentRegistered(ctx context.Context, st *State, host string, since time.Time) error {
+func (lab *Lab) agentRegistered(ctx context.Context, st *State, host string, since time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := api.NewClient(st.serverAddrs()).Hosts(ctx, false)
+	c, err := lab.client(st)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Hosts(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -206,11 +209,15 @@ func agentRegistered(ctx context.Context, st *State, host string, since time.Tim
 }
 
 // serverAnswers says whether host's manager answers and knows the leader.
-func serverAnswers(ctx context.Context, h HostState) error {
+func (lab *Lab) serverAnswers(ctx context.Context, h HostState) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	addr := fmt.Sprintf("%s:%d", h.Addr, apiPort)
-	self, err := api.NewClient([]string{addr}).Self(ctx, addr)
+	c, err := lab.clientOf([]string{addr})
+	if err != nil {
+		return err
+	}
+	self, err := c.Self(ctx, addr)
 	if err != nil {
 		return err
 	}

@@ -117,13 +117,21 @@ func TestDaemonArgs(t *testing.T) {
 	st := &State{Managers: 1, Hosts: []HostState{{Name: "host1", Addr: "10.99.0.11"}}}
 	h := st.Hosts[0]
 	agent := strings.Join(lab.daemonArgs(st, h, daemonAgent), " ")
-	want := "agent --name host1 --addr 10.99.0.11 --docker tcp://10.99.0.11:2375 --servers 10.99.0.11:7400 --data-dir /var/lib/x/hosts/host1/agent --shared-dir /var/lib/x/shared --usage-cgroup /clusterctl-lab/host1"
+	want := "agent --name host1 --addr 10.99.0.11 --docker tcp://10.99.0.11:2376 --docker-cert-path /var/lib/x/docker-certs/host1 --servers 10.99.0.11:7400 --data-dir /var/lib/x/hosts/host1/agent --shared-dir /var/lib/x/shared --usage-cgroup /clusterctl-lab/host1 --token-file /var/lib/x/tokens/worker"
 	if agent != want {
 		t.Errorf("agent args %q, want %q", agent, want)
 	}
 	server := strings.Join(lab.daemonArgs(st, h, daemonServer), " ")
-	want = "server --name host1 --bind 10.99.0.11 --data-dir /var/lib/x/hosts/host1/server --bootstrap-expect 1 --join 10.99.0.11:7400"
+	want = "server --name host1 --bind 10.99.0.11 --data-dir /var/lib/x/hosts/host1/server --join 10.99.0.11:7400 --docker-certs /var/lib/x/docker-certs --bootstrap"
 	if server != want {
 		t.Errorf("server args %q, want %q", server, want)
+	}
+	// The other managers join the first with the manager token.
+	st.Managers = 2
+	st.Hosts = append(st.Hosts, HostState{Name: "host2", Addr: "10.99.0.12"})
+	joiner := strings.Join(lab.daemonArgs(st, st.Hosts[1], daemonServer), " ")
+	want = "server --name host2 --bind 10.99.0.12 --data-dir /var/lib/x/hosts/host2/server --join 10.99.0.11:7400,10.99.0.12:7400 --docker-certs /var/lib/x/docker-certs --token-file /var/lib/x/tokens/manager"
+	if joiner != want {
+		t.Errorf("joining server args %q, want %q", joiner, want)
 	}
 }

@@ -37,9 +37,13 @@ type Options struct {
 	Every time.Duration
 	// Workers bounds the Docker calls in flight across all hosts.
 	Workers int
-	// Engines returns a Docker client for an endpoint; nil connects with
-	// engine.Connect. Tests substitute fakes.
-	Engines func(endpoint string) (*client.Client, error)
+	// Engines returns a Docker client for a host; nil connects with
+	// engine.ConnectTLS, with the host's certificate under DockerCerts.
+	// Tests substitute fakes.
+	Engines func(h store.Host) (*client.Client, error)
+	// DockerCerts holds the client certificates of hosts whose Docker
+	// requires TLS (DockerCerts/HOST, Docker's DOCKER_CERT_PATH layout).
+	DockerCerts string
 	// Networks leases tasks their addresses on cluster networks; nil
 	// refuses apps that use them.
 	Networks *networks.Manager
@@ -77,7 +81,9 @@ func New(opts Options) *Orchestrator {
 		opts.Workers = 16
 	}
 	if opts.Engines == nil {
-		opts.Engines = engine.Connect
+		opts.Engines = func(h store.Host) (*client.Client, error) {
+			return engine.ConnectTLS(h.Docker, engine.CertDirOf(opts.DockerCerts, h.Name))
+		}
 	}
 	return &Orchestrator{
 		opts:    opts,
@@ -146,12 +152,12 @@ func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
 
 // engines caches one Docker client per endpoint.
 type engines struct {
-	connect func(string) (*client.Client, error)
+	connect func(store.Host) (*client.Client, error)
 	mu      sync.Mutex
 	byAddr  map[string]*client.Client
 }
 
-func newEngines(connect func(string) (*client.Client, error)) *engines {
+func newEngines(connect func(store.Host) (*client.Client, error)) *engines {
 	return &engines{connect: connect, byAddr: map[string]*client.Client{}}
 }
 
@@ -162,7 +168,7 @@ func (e *engines) get(h store.Host) (*client.Client, error) {
 	if c, ok := e.byAddr[h.Docker]; ok {
 		return c, nil
 	}
-	c, err := e.connect(h.Docker)
+	c, err := e.connect(h)
 	if err != nil {
 		return nil, fmt.Errorf("docker on %s: %w", h.Name, err)
 	}

@@ -11,6 +11,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -34,12 +35,11 @@ const (
 	RoleClient  = "client"  // the CLI and the dashboard
 )
 
-// Validity of what the CA signs. Leaves are short-lived and renewed
-// before RenewBefore of their life is left.
+// Validity of what the CA signs. Leaves are short-lived and renewed in
+// the last third of their life (NeedsRenewal).
 const (
 	CAValidity   = 10 * 365 * 24 * time.Hour
 	LeafValidity = 90 * 24 * time.Hour
-	RenewBefore  = LeafValidity / 3
 )
 
 // CA is the cluster's certificate authority.
@@ -47,7 +47,10 @@ type CA struct {
 	ClusterID string
 	Cert      *x509.Certificate
 	CertPEM   []byte
-	key       *ecdsa.PrivateKey
+	// LeafTTL is how long the certificates it signs last (LeafValidity
+	// when zero): tests shorten it to see renewal happen.
+	LeafTTL time.Duration
+	key     *ecdsa.PrivateKey
 }
 
 // NewCA creates a cluster's CA (ECDSA P-256), valid from now.
@@ -86,31 +89,45 @@ type Leaf struct {
 	Cert            *x509.Certificate
 }
 
-// Issue signs a new key for a node of a role, valid for servers and
-// clients alike (every connection is mutual), with its addresses as IP
-// SANs.
+// Issue makes a key for a node of a role and signs it: for the node that
+// holds the CA itself (the bootstrapping manager).
 func (ca *CA) Issue(name, role string, addrs []net.IP, now time.Time) (Leaf, error) {
+	key, keyPEM, err := NewKey()
+	if err != nil {
+		return Leaf{}, err
+	}
+	leaf, err := ca.Sign(name, role, addrs, &key.PublicKey, now)
+	leaf.KeyPEM = keyPEM
+	return leaf, err
+}
+
+// Sign certifies a node's public key (from its certificate request: the
+// node's key never leaves it) for a role, valid for servers and clients
+// alike (every connection is mutual), with its addresses as IP SANs.
+func (ca *CA) Sign(name, role string, addrs []net.IP, pub crypto.PublicKey, now time.Time) (Leaf, error) {
 	if err := checkRole(role); err != nil {
 		return Leaf{}, err
 	}
 	if name == "" || strings.ContainsAny(name, "/ ") {
 		return Leaf{}, fmt.Errorf("node name %q: needed, without '/' or spaces", name)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return Leaf{}, fmt.Errorf("key of %s: %w", name, err)
+	ttl := ca.LeafTTL
+	if ttl <= 0 {
+		ttl = LeafValidity
 	}
+	// Valid a little before now, for clocks slightly behind the CA's.
+	backdate := min(time.Minute, ttl/10)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{role}},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(LeafValidity),
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  addrs,
 		URIs:         []*url.URL{identity(ca.ClusterID, role, name)},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.key)
 	if err != nil {
 		return Leaf{}, fmt.Errorf("certificate of %s: %w", name, err)
 	}
@@ -118,11 +135,47 @@ func (ca *CA) Issue(name, role string, addrs []net.IP, now time.Time) (Leaf, err
 	if err != nil {
 		return Leaf{}, err
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	return Leaf{CertPEM: pemBlock("CERTIFICATE", der), Cert: cert}, nil
+}
+
+// NewKey makes a node's private key, and its PEM.
+func NewKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return Leaf{}, err
+		return nil, nil, fmt.Errorf("new key: %w", err)
 	}
-	return Leaf{CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: pemBlock("EC PRIVATE KEY", keyDER), Cert: cert}, nil
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, pemBlock("EC PRIVATE KEY", der), nil
+}
+
+// NewCSR is a certificate request for key: what a node sends to be
+// certified, proving it holds the key.
+func NewCSR(key *ecdsa.PrivateKey, name string) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	return pemBlock("CERTIFICATE REQUEST", der), nil
+}
+
+// ParseCSR reads a certificate request and checks its signature; it
+// returns the public key to certify.
+func ParseCSR(b []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("not a PEM certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	return csr.PublicKey, nil
 }
 
 // Pool is a cert pool holding only the CA, for verifying peers.
@@ -153,11 +206,15 @@ func (ca *CA) Verify(cert *x509.Certificate, now time.Time) (Identity, error) {
 	return id, nil
 }
 
-// NeedsRenewal says whether a certificate is close enough to its end to
-// be renewed now.
+// NeedsRenewal says whether a certificate is in the last third of its
+// life, when its holder renews it.
 func NeedsRenewal(cert *x509.Certificate, now time.Time) bool {
-	return cert.NotAfter.Sub(now) < RenewBefore
+	return cert.NotAfter.Sub(now) < cert.NotAfter.Sub(cert.NotBefore)/3
 }
+
+// IdentityOf reads who a certificate names, without checking its chain:
+// for a certificate already verified by a TLS handshake.
+func IdentityOf(cert *x509.Certificate) (Identity, error) { return identityOf(cert) }
 
 // identity is the URI SAN naming a node.
 func identity(cluster, role, name string) *url.URL {

@@ -74,7 +74,7 @@ func TestRenewalComesBeforeTheEnd(t *testing.T) {
 	if NeedsRenewal(leaf.Cert, now) {
 		t.Error("a fresh certificate needs renewal")
 	}
-	if !NeedsRenewal(leaf.Cert, now.Add(LeafValidity-RenewBefore+time.Hour)) {
+	if !NeedsRenewal(leaf.Cert, now.Add(LeafValidity*2/3+time.Hour)) {
 		t.Error("a certificate in its last third does not need renewal")
 	}
 }

@@ -10,18 +10,34 @@ import (
 	"fmt"
 )
 
-// KeySize is the size of the key that seals the CA's key at rest.
+// KeySize is the size of the key that seals the cluster's secrets at rest:
+// the CA's key and the join tokens, in the replicated store.
 const KeySize = 32
 
-// Seal encrypts the CA's private key with a 32-byte key (AES-256-GCM, the
-// cluster ID as additional data, so a sealed key cannot pass for another
-// cluster's), for keeping it in the replicated store.
+// NewSealingKey makes a random sealing key.
+func NewSealingKey() ([]byte, error) {
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	return key, nil
+}
+
+// Seal encrypts the CA's private key with the sealing key, for keeping it
+// in the replicated store.
 func (ca *CA) Seal(key []byte) ([]byte, error) {
-	aead, err := newAEAD(key)
+	der, err := x509.MarshalECPrivateKey(ca.key)
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalECPrivateKey(ca.key)
+	return SealBytes(key, ca.ClusterID, der)
+}
+
+// SealBytes encrypts a secret with AES-256-GCM, with context (the cluster
+// ID) as additional data so that a sealed secret cannot pass for another
+// cluster's.
+func SealBytes(key []byte, context string, secret []byte) ([]byte, error) {
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +45,23 @@ func (ca *CA) Seal(key []byte) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return aead.Seal(nonce, nonce, der, []byte(ca.ClusterID)), nil
+	return aead.Seal(nonce, nonce, secret, []byte(context)), nil
+}
+
+// OpenBytes decrypts what SealBytes sealed with the same key and context.
+func OpenBytes(key []byte, context string, sealed []byte) ([]byte, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("sealed secret: too short")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(context))
+	if err != nil {
+		return nil, errors.New("sealed secret: wrong key, or not this cluster's")
+	}
+	return plain, nil
 }
 
 // OpenCA rebuilds a CA from its certificate and its sealed key; a wrong
@@ -39,16 +71,9 @@ func OpenCA(clusterID string, certPEM, sealed, key []byte) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate: %w", err)
 	}
-	aead, err := newAEAD(key)
+	der, err := OpenBytes(key, clusterID, sealed)
 	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < aead.NonceSize() {
-		return nil, errors.New("sealed CA key: too short")
-	}
-	der, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(clusterID))
-	if err != nil {
-		return nil, errors.New("sealed CA key: wrong key, or not this cluster's")
+		return nil, fmt.Errorf("CA key: %w", err)
 	}
 	priv, err := x509.ParseECPrivateKey(der)
 	if err != nil {

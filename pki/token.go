@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base32"
 	"fmt"
 	"strings"
@@ -59,9 +60,12 @@ func ParseToken(s string) (Token, error) {
 	return t, nil
 }
 
-// Pins says whether the token pins this CA certificate.
-func (t Token) Pins(ca *CA) bool {
-	return subtle.ConstantTimeCompare([]byte(t.Fingerprint), []byte(Fingerprint(ca.Cert)[:fingerprintLen])) == 1
+// Pins says whether the token pins this CA.
+func (t Token) Pins(ca *CA) bool { return t.PinsCert(ca.Cert) }
+
+// PinsCert says whether the token pins this CA certificate.
+func (t Token) PinsCert(cert *x509.Certificate) bool {
+	return subtle.ConstantTimeCompare([]byte(t.Fingerprint), []byte(Fingerprint(cert)[:fingerprintLen])) == 1
 }
 
 // Matches says whether a presented token is this one (same role and

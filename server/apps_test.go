@@ -16,7 +16,7 @@ import (
 // 200 with the failures, unknown apps are 404s.
 func TestAppRequests(t *testing.T) {
 	m, _ := runSingle(t, "a")
-	c := api.NewClient([]string{m.addr()})
+	c := m.client()
 	ctx := ctxT(t, 20*time.Second)
 
 	app := specmock.App()

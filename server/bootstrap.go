@@ -1,11 +1,9 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
@@ -16,9 +14,9 @@ import (
 const formPoll = 300 * time.Millisecond
 
 // formCluster makes this manager part of a cluster: a restarted manager
-// already is (Start checked its peers are its cluster); a new one joins a
-// cluster its peers already have, or, with BootstrapExpect, bootstraps a new
-// one with the peers once enough of them are up.
+// already is (Start checked its peers are its cluster); a new one joins the
+// cluster its peers have, or, with Bootstrap, starts a new one of itself,
+// which the others join.
 func (s *Server) formCluster(ctx context.Context) error {
 	if s.hasState {
 		return nil
@@ -38,6 +36,9 @@ func (s *Server) formCluster(ctx context.Context) error {
 
 // tryForm looks at the peers once and joins or bootstraps if it can.
 func (s *Server) tryForm(ctx context.Context) (bool, error) {
+	if s.cfg.Bootstrap {
+		return true, s.bootstrap()
+	}
 	peers, err := s.peers(ctx)
 	if err != nil {
 		return false, err
@@ -47,10 +48,7 @@ func (s *Server) tryForm(ctx context.Context) (bool, error) {
 			return true, s.join(ctx, p)
 		}
 	}
-	if s.cfg.BootstrapExpect == 0 || len(peers)+1 < s.cfg.BootstrapExpect {
-		return false, nil
-	}
-	return true, s.bootstrap(peers)
+	return false, nil
 }
 
 // peers asks every reachable peer about itself and refuses to go on if one
@@ -65,6 +63,9 @@ func (s *Server) peers(ctx context.Context) ([]*api.ServerSelf, error) {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		self, err := s.client.Self(pctx, addr)
 		cancel()
+		if api.IsTLSRefusal(err) {
+			return nil, fmt.Errorf("data dir %s belongs to cluster %s but the manager at %s is not in it: %w", s.cfg.DataDir, s.id.ClusterID, addr, err)
+		}
 		if err != nil {
 			continue
 		}
@@ -113,15 +114,11 @@ func (s *Server) join(ctx context.Context, via *api.ServerSelf) error {
 	return nil
 }
 
-// bootstrap starts a new cluster of this manager and its peers. Every
-// manager computes the same configuration from the same set, so it does not
-// matter how many of them bootstrap.
-func (s *Server) bootstrap(peers []*api.ServerSelf) error {
+// bootstrap starts a new cluster of this manager alone: the cluster's CA
+// is its own, so the others must join it with a token rather than form
+// the cluster together.
+func (s *Server) bootstrap() error {
 	servers := []raft.Server{{ID: raft.ServerID(s.cfg.Name), Address: raft.ServerAddress(s.cfg.RaftAddr()), Suffrage: raft.Voter}}
-	for _, p := range peers {
-		servers = append(servers, raft.Server{ID: raft.ServerID(p.Name), Address: raft.ServerAddress(p.RaftAddr), Suffrage: raft.Voter})
-	}
-	slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	err := s.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
 	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 		return fmt.Errorf("bootstrap the cluster: %w", err)

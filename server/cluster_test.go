@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/server"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // callTimeout bounds one client call in these tests (the client retries
@@ -24,6 +26,7 @@ const callTimeout = 10 * time.Second
 
 // cluster is three managers on loopback forming one cluster.
 type cluster struct {
+	creds  *transport.Creds // the operator's, made by m1's bootstrap
 	mgrs   map[string]*manager
 	leader string   // name of the leader once ready
 	follow []string // names of the followers once ready
@@ -39,8 +42,12 @@ func (c *cluster) addrs(names ...string) []string {
 
 func (c *cluster) all() []string { return c.addrs("m1", "m2", "m3") }
 
-// startCluster starts m1..m3 with BootstrapExpect 3, each joining the
-// three API addresses, and waits until they form a cluster.
+// client is a client of some managers, as the operator.
+func (c *cluster) client(servers []string) *api.Client { return api.NewClient(servers, c.creds) }
+
+// startCluster bootstraps m1, then starts m2 and m3 joining it with the
+// manager token, each knowing the three API addresses, and waits until
+// they form a cluster.
 func startCluster(t *testing.T) *cluster {
 	log := testLogger(t)
 	ports := freePorts(t, 6)
@@ -49,21 +56,29 @@ func startCluster(t *testing.T) *cluster {
 		join = append(join, fmt.Sprintf("127.0.0.1:%d", ports[2*i]))
 	}
 	c := &cluster{mgrs: map[string]*manager{}}
+	start := time.Now()
 	for i := range 3 {
 		name := fmt.Sprintf("m%d", i+1)
-		c.mgrs[name] = startManager(t, server.Config{
+		cfg := server.Config{
 			Name: name, DataDir: t.TempDir(), Bind: "127.0.0.1",
-			APIPort: ports[2*i], RaftPort: ports[2*i+1],
-			BootstrapExpect: 3, Join: join, Log: log,
-		})
+			APIPort: ports[2*i], RaftPort: ports[2*i+1], Join: join, Log: log,
+		}
+		if i == 0 {
+			cfg.Bootstrap = true
+		} else {
+			cfg.Token = token(t, c.mgrs["m1"], pki.RoleManager)
+		}
+		c.mgrs[name] = startManager(t, cfg)
+		if i == 0 {
+			c.creds = adminCreds(t, c.mgrs[name])
+		}
 	}
-	start := time.Now()
-	st := readyStatus(t, api.NewClient(c.all()), 3, 30*time.Second)
+	st := readyStatus(t, c.client(c.all()), 3, 30*time.Second)
 	t.Logf("cluster %s formed in %v, leader %s", st.ClusterID, time.Since(start), st.Leader)
 	// Every manager serves the same cluster ID (followers apply it later).
 	for name, m := range c.mgrs {
 		eventually(t, 10*time.Second, name+" knows the cluster ID", func() error {
-			self, err := api.NewClient(nil).Self(ctxT(t, 2*time.Second), m.addr())
+			self, err := c.client(nil).Self(ctxT(t, 2*time.Second), m.addr())
 			if err != nil {
 				return err
 			}
@@ -98,14 +113,14 @@ func TestCluster(t *testing.T) {
 				w, r = f2, f1
 			}
 			key, value := fmt.Sprintf("fwd/%d", i), fmt.Sprintf("value-%d", i)
-			index, err := api.NewClient([]string{w.addr()}).SetVar(ctxT(t, callTimeout), key, value)
+			index, err := c.client([]string{w.addr()}).SetVar(ctxT(t, callTimeout), key, value)
 			if err != nil {
 				t.Fatalf("SetVar %s through follower %s: %v", key, w.cfg.Name, err)
 			}
 			if index == 0 {
 				t.Fatalf("SetVar %s: index 0", key)
 			}
-			v, found, err := api.NewClient([]string{r.addr()}).GetVar(ctxT(t, callTimeout), key, false)
+			v, found, err := c.client([]string{r.addr()}).GetVar(ctxT(t, callTimeout), key, false)
 			if err != nil || !found {
 				t.Fatalf("GetVar %s through follower %s right after the write: found %v, %v", key, r.cfg.Name, found, err)
 			}
@@ -120,11 +135,11 @@ func TestCluster(t *testing.T) {
 		for i := range 10 {
 			vars = append(vars, store.Var{Key: fmt.Sprintf("batch/%02d", i), Value: fmt.Sprintf("b%d", i)})
 		}
-		index, err := api.NewClient([]string{f1.addr()}).SetVars(ctxT(t, callTimeout), vars)
+		index, err := c.client([]string{f1.addr()}).SetVars(ctxT(t, callTimeout), vars)
 		if err != nil {
 			t.Fatalf("SetVars: %v", err)
 		}
-		read := api.NewClient([]string{f2.addr()})
+		read := c.client([]string{f2.addr()})
 		for _, want := range vars {
 			v, found, err := read.GetVar(ctxT(t, callTimeout), want.Key, false)
 			if err != nil || !found {
@@ -140,12 +155,12 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("StaleReadsOnEachManager", func(t *testing.T) {
-		index, err := api.NewClient(c.all()).SetVar(ctxT(t, callTimeout), "stale/k", "stale-v")
+		index, err := c.client(c.all()).SetVar(ctxT(t, callTimeout), "stale/k", "stale-v")
 		if err != nil {
 			t.Fatalf("SetVar: %v", err)
 		}
 		for name, m := range c.mgrs {
-			client := api.NewClient([]string{m.addr()})
+			client := c.client([]string{m.addr()})
 			took := eventually(t, 10*time.Second, "stale read on "+name, func() error {
 				v, found, err := client.GetVar(ctxT(t, callTimeout), "stale/k", true)
 				switch {
@@ -163,7 +178,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("StrictJSON", func(t *testing.T) {
-		base := "http://" + f1.addr()
+		base := transport.URL(f1.addr())
 		huge := `{"value":"` + strings.Repeat("x", 1<<20) + `"}`
 		cases := []struct {
 			name, method, path, body string
@@ -177,7 +192,7 @@ func TestCluster(t *testing.T) {
 			{"key with a space", "PUT", "/v1/vars/bad%20key", `{"value":"v"}`, 400, `invalid variable key "bad key"`},
 			{"unknown path", "GET", "/v1/nope", "", 404, "no such API: GET /v1/nope"},
 		}
-		hc := &http.Client{Timeout: callTimeout}
+		hc := c.creds.HTTPClient(callTimeout)
 		for _, tc := range cases {
 			req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
 			if err != nil {
@@ -208,7 +223,7 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		// None of the refused writes took effect.
-		read := api.NewClient(c.all())
+		read := c.client(c.all())
 		for _, key := range []string{"strict", "bad key"} {
 			if v, found, err := read.GetVar(ctxT(t, callTimeout), key, false); err != nil || found {
 				t.Errorf("GetVar %q after refused writes: %+v, found %v, %v", key, v, found, err)
@@ -217,7 +232,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Events", func(t *testing.T) {
-		client := api.NewClient([]string{f2.addr()})
+		client := c.client([]string{f2.addr()})
 		ctx, cancel := context.WithCancel(context.Background())
 		events := make(chan store.Event, 256)
 		errc := make(chan error, 1)
@@ -246,7 +261,7 @@ func TestCluster(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("no event replayed from index 0")
 		}
-		index, err := api.NewClient(c.all()).SetVar(ctxT(t, callTimeout), "events/k", "ev-v")
+		index, err := c.client(c.all()).SetVar(ctxT(t, callTimeout), "events/k", "ev-v")
 		if err != nil {
 			t.Fatalf("SetVar: %v", err)
 		}
@@ -283,7 +298,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Hosts", func(t *testing.T) {
-		client := api.NewClient([]string{f1.addr()}) // forwarded to the leader
+		client := c.client([]string{f1.addr()}) // forwarded to the leader
 		for _, name := range []string{"alive", "dying"} {
 			err := client.RegisterHost(ctxT(t, callTimeout), api.RegisterHost{Name: name, Addr: "10.0.0.1", Docker: "unix:///var/run/docker.sock", CPUs: 2, MemoryBytes: 1 << 30})
 			if err != nil {
@@ -348,7 +363,7 @@ func TestCluster(t *testing.T) {
 	var down *manager // the leader failover stops, for Restart
 	t.Run("Failover", func(t *testing.T) {
 		old := c.mgrs[c.leader]
-		survivors := api.NewClient(c.addrs(c.follow...))
+		survivors := c.client(c.addrs(c.follow...))
 		if _, err := survivors.SetVar(ctxT(t, callTimeout), "failover/before", "acked"); err != nil {
 			t.Fatalf("SetVar before failover: %v", err)
 		}
@@ -361,7 +376,7 @@ func TestCluster(t *testing.T) {
 		var newLeader string
 		took := eventuallyEvery(t, 10*time.Second, 10*time.Millisecond, "a new leader", func() error {
 			for _, name := range c.follow {
-				self, err := api.NewClient(nil).Self(ctxT(t, time.Second), c.mgrs[name].addr())
+				self, err := c.client(nil).Self(ctxT(t, time.Second), c.mgrs[name].addr())
 				if err != nil {
 					return err
 				}
@@ -395,7 +410,7 @@ func TestCluster(t *testing.T) {
 		}
 		m := startManager(t, down.cfg) // same name, data dir, ports
 		c.mgrs[m.cfg.Name] = m
-		client := api.NewClient([]string{m.addr()})
+		client := c.client([]string{m.addr()})
 		took := eventually(t, 20*time.Second, "the restarted manager catches up", func() error {
 			v, found, err := client.GetVar(ctxT(t, callTimeout), "failover/after", true)
 			switch {
@@ -409,6 +424,6 @@ func TestCluster(t *testing.T) {
 			return nil
 		})
 		t.Logf("restarted %s caught up %v after Start", m.cfg.Name, took)
-		readyStatus(t, api.NewClient(c.all()), 3, 20*time.Second)
+		readyStatus(t, c.client(c.all()), 3, 20*time.Second)
 	})
 }

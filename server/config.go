@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/google/renameio/v2"
 )
 
@@ -43,13 +44,23 @@ type Config struct {
 	Bind     string // IP address to listen and advertise on
 	APIPort  int
 	RaftPort int
-	// BootstrapExpect starts a new cluster once this many managers (this
-	// one included) found each other through Join; 0 only joins.
-	BootstrapExpect int
-	Join            []string // API addresses (host:port) of other managers
+	// Bootstrap starts a new cluster of this one manager, with its
+	// certificate authority and join tokens; the others join it.
+	Bootstrap bool
+	Join      []string // API addresses (host:port) of other managers
+	// Token is the manager join token, needed by a manager that has no
+	// credentials yet and joins.
+	Token string
 	// ClusterID, if set, is the only cluster this manager will be part of.
 	ClusterID string
-	Log       *slog.Logger
+	// DockerCerts holds the client certificates for hosts whose Docker
+	// requires TLS: DockerCerts/HOST/{ca,cert,key}.pem, or one set for
+	// every host in DockerCerts itself.
+	DockerCerts string
+	// CertTTL is how long the certificates of a bootstrapped cluster last
+	// (pki.LeafValidity when zero). Tests shorten it to see renewals.
+	CertTTL time.Duration
+	Log     *slog.Logger
 }
 
 // APIAddr is where this manager serves its API.
@@ -73,11 +84,11 @@ func (c Config) Validate() error {
 	if net.ParseIP(c.Bind) == nil {
 		return fmt.Errorf("--bind %q is not an IP address", c.Bind)
 	}
-	if c.BootstrapExpect < 0 || c.BootstrapExpect > 7 {
-		return fmt.Errorf("--bootstrap-expect %d: use 1..7 managers (or 0 to join)", c.BootstrapExpect)
+	if !c.Bootstrap && len(c.Join) == 0 {
+		return errors.New("--join is required (the API addresses of the other managers, host:port,...), or --bootstrap to start a new cluster")
 	}
-	if c.BootstrapExpect != 1 && len(c.Join) == 0 {
-		return errors.New("--join is required: the API addresses of the other managers (host:port,...)")
+	if c.CertTTL < 0 || (c.CertTTL > 0 && c.CertTTL < 3*time.Second) {
+		return fmt.Errorf("--cert-ttl %s: use at least 3s", c.CertTTL)
 	}
 	return nil
 }
@@ -114,6 +125,21 @@ func saveIdentity(dataDir string, id identity) error {
 	}
 	if err := renameio.WriteFile(identityPath(dataDir), b, 0o600); err != nil {
 		return fmt.Errorf("write identity: %w", err)
+	}
+	return nil
+}
+
+// checkCreds refuses credentials that are not this manager's, in the
+// cluster its data dir and flags say.
+func checkCreds(c Config, id identity, creds pki.Identity) error {
+	if creds.Name != c.Name {
+		return fmt.Errorf("the certificate in %s names %q, not %q", c.DataDir, creds.Name, c.Name)
+	}
+	if id.ClusterID != "" && id.ClusterID != creds.Cluster {
+		return fmt.Errorf("data dir %s belongs to cluster %s but its certificate to %s", c.DataDir, id.ClusterID, creds.Cluster)
+	}
+	if c.ClusterID != "" && c.ClusterID != creds.Cluster {
+		return fmt.Errorf("the managers at %v are cluster %s, not %s (--cluster-id): refusing to join", c.Join, creds.Cluster, c.ClusterID)
 	}
 	return nil
 }

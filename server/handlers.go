@@ -157,6 +157,9 @@ func (s *Server) handleRegisterHost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("a host needs a valid name (got %q) and an address", req.Name))
 		return
 	}
+	if !mayActFor(w, r, req.Name) {
+		return
+	}
 	s.hb.touch(req.Name, time.Now())
 	s.writeCommand(w, store.CmdRegisterHost, store.Host{
 		Name: req.Name, Addr: req.Addr, Docker: req.Docker, DockerVersion: req.DockerVersion,
@@ -175,6 +178,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
+	if !mayActFor(w, r, name) {
+		return
+	}
 	host, ok := s.store.View().Host(name)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no host %q: register it first", name))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/server"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // eventually calls check every poll interval until it returns nil, and fails
@@ -97,6 +98,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // manager is a server.Server running its Run in a goroutine.
 type manager struct {
+	t      *testing.T
 	cfg    server.Config
 	srv    *server.Server
 	cancel context.CancelFunc
@@ -125,7 +127,7 @@ func tryStartManager(t *testing.T, cfg server.Config) (*manager, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &manager{cfg: cfg, srv: srv, cancel: cancel, done: make(chan struct{})}
+	m := &manager{t: t, cfg: cfg, srv: srv, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		m.err = srv.Run(ctx)
@@ -163,8 +165,34 @@ func managerConfig(t *testing.T, name string, log *slog.Logger) server.Config {
 	ports := freePorts(t, 2)
 	return server.Config{
 		Name: name, DataDir: t.TempDir(), Bind: "127.0.0.1",
-		APIPort: ports[0], RaftPort: ports[1], BootstrapExpect: 1, Log: log,
+		APIPort: ports[0], RaftPort: ports[1], Bootstrap: true, Log: log,
 	}
+}
+
+// adminCreds are the operator's credentials a bootstrapped manager made.
+func adminCreds(t *testing.T, m *manager) *transport.Creds {
+	t.Helper()
+	creds, err := transport.LoadCreds(filepath.Join(m.cfg.DataDir, server.AdminDirName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds
+}
+
+// client is a client of m, as the operator of its cluster (m bootstrapped
+// it).
+func (m *manager) client() *api.Client { return api.NewClient([]string{m.addr()}, adminCreds(m.t, m)) }
+
+// token is a role's join token, from a bootstrapped manager.
+func token(t *testing.T, m *manager, role string) string {
+	t.Helper()
+	var tok *api.TokenResponse
+	eventually(t, 20*time.Second, "the "+role+" token", func() error {
+		var err error
+		tok, err = m.client().Token(ctxT(t, 2*time.Second), role)
+		return err
+	})
+	return tok.Token
 }
 
 // ctxT is a context for one API call (the client retries within it).
@@ -229,7 +257,7 @@ func checkStatus(st *api.Status, want int) error {
 func runSingle(t *testing.T, name string) (*manager, string) {
 	t.Helper()
 	m := startManager(t, managerConfig(t, name, testLogger(t)))
-	st := readyStatus(t, api.NewClient([]string{m.addr()}), 1, 20*time.Second)
+	st := readyStatus(t, m.client(), 1, 20*time.Second)
 	eventually(t, 10*time.Second, "the data dir remembers the cluster ID", func() error {
 		b, err := os.ReadFile(filepath.Join(m.cfg.DataDir, "server.json"))
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/store"
-	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 )
 
@@ -60,13 +59,12 @@ func (s *Server) lead(ctx context.Context) {
 	}
 	s.cfg.Log.Info("leading", "term", s.raft.CurrentTerm())
 	if s.store.View().ClusterID() == "" {
-		id := s.cfg.ClusterID
-		if id == "" {
-			id = uuid.NewString()
-		}
-		if _, err := s.apply(store.CmdInitCluster, store.InitCluster{ClusterID: id}); err != nil {
+		if _, err := s.apply(store.CmdInitCluster, store.InitCluster{ClusterID: s.id.ClusterID}); err != nil {
 			s.cfg.Log.Error("init cluster", "err", err)
 		}
+	}
+	if err := s.recordSecurity(); err != nil {
+		s.cfg.Log.Error("record the cluster's CA", "err", err)
 	}
 	s.registerSelf()
 	s.goRun(func() { s.orch.Run(ctx) })

@@ -14,7 +14,7 @@ import (
 // refusals with their status codes, removal.
 func TestNetworkRequests(t *testing.T) {
 	m, _ := runSingle(t, "m1")
-	c := api.NewClient([]string{m.addr()})
+	c := m.client()
 	ctx := ctxT(t, 30*time.Second)
 	n, err := c.CreateNetwork(ctx, api.NetworkCreate{Name: "shop_default"})
 	if err != nil || n.Subnet != "10.200.0.0/24" || n.Gateway != "10.200.0.1" || n.VNI == 0 {

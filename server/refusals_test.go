@@ -12,21 +12,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/server"
 )
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	valid := server.Config{Name: "m1", DataDir: "/var/lib/clusterctl/server", Bind: "127.0.0.1", APIPort: 7400, RaftPort: 7401, BootstrapExpect: 1}
+	valid := server.Config{Name: "m1", DataDir: "/var/lib/clusterctl/server", Bind: "127.0.0.1", APIPort: 7400, RaftPort: 7401, Bootstrap: true}
 	cases := []struct {
 		name   string
 		modify func(*server.Config)
 		want   string // "" for a valid config
 	}{
 		{"valid single", func(*server.Config) {}, ""},
-		{"valid three", func(c *server.Config) { c.BootstrapExpect, c.Join = 3, []string{"10.0.0.1:7400", "10.0.0.2:7400"} }, ""},
-		{"valid joiner", func(c *server.Config) { c.BootstrapExpect, c.Join = 0, []string{"10.0.0.1:7400"} }, ""},
+		{"valid bootstrap with peers", func(c *server.Config) { c.Join = []string{"10.0.0.1:7400", "10.0.0.2:7400"} }, ""},
+		{"valid joiner", func(c *server.Config) { c.Bootstrap, c.Join = false, []string{"10.0.0.1:7400"} }, ""},
 		{"valid IPv6 and long name", func(c *server.Config) { c.Bind, c.Name = "::1", strings.Repeat("a", 63) }, ""},
 		{"empty name", func(c *server.Config) { c.Name = "" }, `--name "": use 1-63 letters`},
 		{"name with a space", func(c *server.Config) { c.Name = "m 1" }, `--name "m 1"`},
@@ -37,10 +37,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bind a host name", func(c *server.Config) { c.Bind = "localhost" }, `--bind "localhost" is not an IP address`},
 		{"bind empty", func(c *server.Config) { c.Bind = "" }, `--bind "" is not an IP address`},
 		{"bind with a port", func(c *server.Config) { c.Bind = "127.0.0.1:7400" }, "is not an IP address"},
-		{"bootstrap-expect negative", func(c *server.Config) { c.BootstrapExpect = -1 }, "--bootstrap-expect -1: use 1..7"},
-		{"bootstrap-expect 8", func(c *server.Config) { c.BootstrapExpect, c.Join = 8, []string{"10.0.0.1:7400"} }, "--bootstrap-expect 8: use 1..7"},
-		{"three without join", func(c *server.Config) { c.BootstrapExpect = 3 }, "--join is required"},
-		{"joiner without join", func(c *server.Config) { c.BootstrapExpect = 0 }, "--join is required"},
+		{"joiner without join", func(c *server.Config) { c.Bootstrap = false }, "--join is required"},
+		{"certificates of a second", func(c *server.Config) { c.CertTTL = time.Second }, "--cert-ttl 1s: use at least 3s"},
 	}
 	for _, tc := range cases {
 		cfg := valid
@@ -126,7 +124,7 @@ func TestStartRefusesOtherClusterID(t *testing.T) {
 	// The data dir's own cluster ID is accepted, and it is the same cluster.
 	cfg.ClusterID = clusterID
 	m := startManager(t, cfg)
-	st := readyStatus(t, api.NewClient([]string{m.addr()}), 1, 20*time.Second)
+	st := readyStatus(t, m.client(), 1, 20*time.Second)
 	if st.ClusterID != clusterID {
 		t.Errorf("restarted with --cluster-id %s, serves cluster %s", clusterID, st.ClusterID)
 	}
@@ -138,13 +136,10 @@ func TestRunRefusesDuplicateName(t *testing.T) {
 	t.Parallel()
 	first, _ := runSingle(t, "m1")
 	cfg := managerConfig(t, "m1", first.cfg.Log)
-	cfg.BootstrapExpect, cfg.Join = 0, []string{first.addr()}
-	dup := startManager(t, cfg)
-	if !dup.wait(15 * time.Second) {
-		t.Fatal("Run of a manager with a taken name did not return")
-	}
-	if dup.err == nil || !strings.Contains(dup.err.Error(), `another manager named "m1"`) {
-		t.Fatalf("Run: %v, want it to refuse: another manager named \"m1\"", dup.err)
+	cfg.Bootstrap, cfg.Join, cfg.Token = false, []string{first.addr()}, token(t, first, pki.RoleManager)
+	_, err := tryStartManager(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), `another manager named "m1"`) {
+		t.Fatalf("Start: %v, want it to refuse: another manager named \"m1\"", err)
 	}
 	assertAlone(t, first)
 }
@@ -155,18 +150,15 @@ func TestRunRefusesOtherClusterOnJoin(t *testing.T) {
 	t.Parallel()
 	first, clusterID := runSingle(t, "m1")
 	cfg := managerConfig(t, "m2", first.cfg.Log)
-	cfg.BootstrapExpect, cfg.Join = 0, []string{first.addr()}
+	cfg.Bootstrap, cfg.Join, cfg.Token = false, []string{first.addr()}, token(t, first, pki.RoleManager)
 	cfg.ClusterID = "0badc0de-0000-4000-8000-000000000000"
-	other := startManager(t, cfg)
-	if !other.wait(15 * time.Second) {
-		t.Fatal("Run of a manager of another cluster did not return")
-	}
-	if other.err == nil {
-		t.Fatal("Run joined a cluster of another ID")
+	_, err := tryStartManager(t, cfg)
+	if err == nil {
+		t.Fatal("Start joined a cluster of another ID")
 	}
 	for _, want := range []string{"refusing to join", clusterID, cfg.ClusterID} {
-		if !strings.Contains(other.err.Error(), want) {
-			t.Errorf("Run: %v, want it to say %q", other.err, want)
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Start: %v, want it to say %q", err, want)
 		}
 	}
 	assertAlone(t, first)
@@ -184,7 +176,7 @@ func assertAlone(t *testing.T, m *manager) {
 	if len(servers) != 1 || string(servers[0].ID) != m.cfg.Name || string(servers[0].Address) != m.cfg.RaftAddr() {
 		t.Errorf("raft configuration after the refusal: %+v, want only %s at %s", servers, m.cfg.Name, m.cfg.RaftAddr())
 	}
-	client := api.NewClient([]string{m.addr()})
+	client := m.client()
 	readyStatus(t, client, 1, 10*time.Second)
 	if _, err := client.SetVar(ctxT(t, callTimeout), "still", "works"); err != nil {
 		t.Errorf("SetVar after the refusal: %v", err)

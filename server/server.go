@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/enroll"
 	"github.com/clusterctl/clusterctl/migrate"
 	"github.com/clusterctl/clusterctl/networks"
 	"github.com/clusterctl/clusterctl/orchestrator"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/transport"
 	"github.com/clusterctl/clusterctl/volumes"
@@ -28,6 +30,7 @@ import (
 type Server struct {
 	cfg    Config
 	id     identity
+	sec    *security
 	store  *store.Store
 	raft   *raft.Raft
 	bolt   *raftboltdb.BoltStore
@@ -48,6 +51,9 @@ type Server struct {
 	hasState bool
 
 	notify chan bool // Raft's leadership changes
+
+	renewCtx    context.Context // ends at Shutdown
+	stopRenewal context.CancelFunc
 
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -73,10 +79,21 @@ func Start(cfg Config) (*Server, error) {
 	if err := checkIdentity(cfg, id); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, id: id, store: store.New(cfg.Log), client: api.NewClient(cfg.Join), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}), forwarder: transport.RoundTripper()}
-	s.vols = volumes.New(s.store, s.applyRaw, cfg.Log)
+	sec, err := prepareSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	creds := sec.creds
+	if err := checkCreds(cfg, id, creds.Identity()); err != nil {
+		return nil, err
+	}
+	id.ClusterID = creds.Identity().Cluster
+	s := &Server{cfg: cfg, id: id, sec: sec, store: store.New(cfg.Log), client: api.NewClient(cfg.Join, creds), hb: newHeartbeats(), notify: make(chan bool, 8), stopped: make(chan struct{}),
+		forwarder: transport.RoundTripper(creds.ClientTLS(pki.RoleManager))}
+	s.renewCtx, s.stopRenewal = context.WithCancel(context.Background())
+	s.vols = volumes.New(s.store, s.applyRaw, creds, cfg.Log)
 	s.nets = networks.New(s.store, s.applyRaw, cfg.Log)
-	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log, Networks: s.nets,
+	s.orch = orchestrator.New(orchestrator.Options{Store: s.store, Apply: s.applyRaw, Log: cfg.Log, Networks: s.nets, DockerCerts: cfg.DockerCerts,
 		Evacuate: func(taskID, reason string) error { _, err := s.moves.Evacuate(taskID, reason); return err }})
 	s.moves = migrate.New(migrate.Options{Store: s.store, Apply: s.applyRaw, Tasks: s.orch, Volumes: s.vols, Leases: s.nets, Log: cfg.Log})
 	// Before Raft opens the data dir (and may start an election with it):
@@ -86,19 +103,17 @@ func Start(cfg Config) (*Server, error) {
 	}
 	// Listen for the API first: a port in use fails before Raft touches
 	// the data dir.
-	if s.apiL, err = transport.Listen(cfg.APIAddr()); err != nil {
+	if s.apiL, err = transport.Listen(cfg.APIAddr(), creds.ServerTLS()); err != nil {
 		return nil, err
 	}
 	if err := s.startRaft(); err != nil {
 		s.apiL.Close()
 		return nil, err
 	}
-	if id.Name == "" {
-		s.id.Name = cfg.Name
-		if err := saveIdentity(cfg.DataDir, s.id); err != nil {
-			s.Shutdown()
-			return nil, err
-		}
+	s.id.Name = cfg.Name
+	if err := saveIdentity(cfg.DataDir, s.id); err != nil {
+		s.Shutdown()
+		return nil, err
 	}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
 	s.goRun(func() {
@@ -107,6 +122,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 	})
 	s.goRun(s.watchLeadership)
+	s.goRun(func() { enroll.KeepRenewed(s.renewCtx, creds, s.renewOwn, cfg.Log) })
 	cfg.Log.Info("manager started", "name", cfg.Name, "api", cfg.APIAddr(), "raft", cfg.RaftAddr(), "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -134,7 +150,7 @@ func (s *Server) startRaft() error {
 		s.bolt.Close()
 		return fmt.Errorf("read raft state: %w", err)
 	}
-	if s.trans, err = transport.RaftTransport(s.cfg.RaftAddr(), s.cfg.RaftAddr(), os.Stderr); err != nil {
+	if s.trans, err = s.sec.creds.RaftTransport(s.cfg.RaftAddr(), s.cfg.RaftAddr(), os.Stderr); err != nil {
 		s.bolt.Close()
 		return err
 	}
@@ -167,6 +183,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Shutdown() {
 	s.stopOnce.Do(func() {
 		close(s.stopped)
+		s.stopRenewal()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if s.http != nil {

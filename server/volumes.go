@@ -51,6 +51,9 @@ func (s *Server) handleAttachVolume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
+	if !mayActFor(w, r, req.Host) {
+		return
+	}
 	var err error
 	if req.Local {
 		err = s.vols.AttachOn(r.Context(), name, req.Host)

@@ -40,6 +40,7 @@ const (
 	CmdDeleteHost                            // NameRef (host name): forget a host
 	CmdCheck                                 // Check: refuse (a batch) unless the state is as expected
 	CmdSetHostDrain                          // SetHostDrain: a host takes new tasks or not
+	CmdSetSecurity                           // Security: the CA and the join tokens, sealed
 )
 
 // commandNames names each command type for logs and panics.
@@ -70,6 +71,7 @@ var commandNames = map[CommandType]string{
 	CmdDeleteHost:     "delete-host",
 	CmdCheck:          "check",
 	CmdSetHostDrain:   "set-host-drain",
+	CmdSetSecurity:    "set-security",
 }
 
 // String names the command type for logs and errors; an unknown type reads
@@ -85,6 +87,17 @@ func (t CommandType) String() string {
 // once, so that managers of different clusters cannot be joined by mistake.
 type InitCluster struct {
 	ClusterID string `json:"cluster_id"`
+}
+
+// Security is the payload of CmdSetSecurity: the cluster's CA and join
+// tokens. The CA's key and the tokens are sealed (pki.SealBytes) with a key
+// that only the managers hold, outside the store, so that the Raft log,
+// its snapshots and their backups give neither away.
+type Security struct {
+	CACert      []byte            `json:"ca_cert"`       // PEM
+	SealedCAKey []byte            `json:"sealed_ca_key"` // sealed DER
+	LeafTTL     time.Duration     `json:"leaf_ttl"`      // of the certificates it signs
+	Tokens      map[string][]byte `json:"tokens"`        // role -> sealed token text
 }
 
 // NameRef is the payload of every delete or remove command: the key of the

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -20,12 +21,14 @@ const (
 	EventHostDrain        = "host.drain"        // draining or active again
 	EventVarSet           = "var.set"           // a variable was set
 	EventVarDeleted       = "var.deleted"       // a variable was deleted
+	EventSecurity         = "cluster.security"  // the CA or a join token changed
 )
 
 // dispatchTable maps every command type to its handler.
 func (s *Store) dispatchTable() map[CommandType]handler {
 	return map[CommandType]handler{
 		CmdInitCluster:    typed(applyInitCluster),
+		CmdSetSecurity:    typed(applySetSecurity),
 		CmdRegisterServer: typed(applyRegisterServer),
 		CmdRemoveServer:   typed(applyRemoveServer),
 		CmdRegisterHost:   typed(applyRegisterHost),
@@ -129,6 +132,24 @@ func applyInitCluster(txn *tx, _ entry, p *InitCluster) ([]Event, error) {
 		return nil, err
 	}
 	return oneEvent(EventClusterInit, p.ClusterID, p)
+}
+
+// applySetSecurity records the CA and the tokens. The CA certificate is
+// set once: a new one would orphan every certificate issued. The event
+// carries no secret, sealed or not.
+func applySetSecurity(txn *tx, _ entry, p *Security) ([]Event, error) {
+	if len(p.CACert) == 0 || len(p.SealedCAKey) == 0 {
+		return nil, fmt.Errorf("set security: no CA: %w", ErrInvalid)
+	}
+	m := readMeta(txn.Txn)
+	if m.Security != nil && !bytes.Equal(m.Security.CACert, p.CACert) {
+		return nil, fmt.Errorf("set security: the cluster has another CA: %w", ErrConflict)
+	}
+	m.Security = p
+	if err := writeMeta(txn.Txn, m); err != nil {
+		return nil, err
+	}
+	return oneEvent(EventSecurity, "tokens", nil)
 }
 
 // applyRegisterServer upserts a manager; a name may not change address.

@@ -39,6 +39,7 @@ type metaRow struct {
 	ID           string
 	ClusterID    string
 	AppliedIndex uint64
+	Security     *Security
 }
 
 // field indexes a string field.

@@ -18,9 +18,10 @@ const snapshotFormat = 1
 
 // snapshotHeader opens a snapshot stream.
 type snapshotHeader struct {
-	Format    int    `json:"format"`
-	Index     uint64 `json:"index"`
-	ClusterID string `json:"cluster_id"`
+	Format    int       `json:"format"`
+	Index     uint64    `json:"index"`
+	ClusterID string    `json:"cluster_id"`
+	Security  *Security `json:"security,omitempty"`
 }
 
 // snapshotRecord is one object of a table, or the closing record (End) that
@@ -89,7 +90,7 @@ func (sn *snapshot) write(w io.Writer) error {
 	enc := json.NewEncoder(bw)
 	txn := sn.db.Txn(false)
 	m := readMeta(txn)
-	hdr := snapshotHeader{Format: snapshotFormat, Index: m.AppliedIndex, ClusterID: m.ClusterID}
+	hdr := snapshotHeader{Format: snapshotFormat, Index: m.AppliedIndex, ClusterID: m.ClusterID, Security: m.Security}
 	if err := enc.Encode(hdr); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
@@ -208,7 +209,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, *taskTable, snapshotHeader, error)
 	if err := readRecords(dec, txn); err != nil {
 		return nil, nil, hdr, err
 	}
-	if err := writeMeta(txn.Txn, metaRow{ClusterID: hdr.ClusterID, AppliedIndex: hdr.Index}); err != nil {
+	if err := writeMeta(txn.Txn, metaRow{ClusterID: hdr.ClusterID, AppliedIndex: hdr.Index, Security: hdr.Security}); err != nil {
 		return nil, nil, hdr, err
 	}
 	txn.Commit()

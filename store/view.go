@@ -25,6 +25,16 @@ func (v *View) Index() uint64 { return readMeta(v.txn.Txn).AppliedIndex }
 // ClusterID returns the cluster's ID, empty before CmdInitCluster.
 func (v *View) ClusterID() string { return readMeta(v.txn.Txn).ClusterID }
 
+// Security is the cluster's CA and sealed tokens, once the bootstrapping
+// manager recorded them.
+func (v *View) Security() (Security, bool) {
+	s := readMeta(v.txn.Txn).Security
+	if s == nil {
+		return Security{}, false
+	}
+	return *s, true
+}
+
 // Servers returns the managers, by name.
 func (v *View) Servers() []Server { return list(v, tableServers, indexID, same[Server]) }
 

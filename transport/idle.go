@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/clusterctl/clusterctl/pki"
 )
 
 // BulkClient is an HTTP client for long transfers between agents (volume
@@ -16,8 +18,11 @@ import (
 // needs, but a connection on which nothing moves for idle is broken. That
 // is how a sender notices a target that was cut off the network: TCP alone
 // would keep retransmitting for many minutes.
-func BulkClient(idle time.Duration) *http.Client {
+//
+// It talks to agents (their data port), as a manager or an agent.
+func (c *Creds) BulkClient(idle time.Duration) *http.Client {
 	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: c.ClientTLS(pki.RoleWorker),
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			c, err := Dial(ctx, addr)
 			if err != nil {

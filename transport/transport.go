@@ -1,11 +1,12 @@
 // Package transport is the one place where clusterctl opens and accepts
 // network connections between its processes: the managers' API, Raft
-// between managers, agents to managers. Mutual TLS (a later issue) is then a
-// change to this package alone.
+// between managers, agents to managers, agents to each other. Every one is
+// mutual TLS with certificates of the cluster's CA (Creds).
 package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,35 +14,38 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/hashicorp/raft"
 )
 
-// Scheme is the URL scheme of the managers' API.
-const Scheme = "http"
+// Scheme is the URL scheme of the managers' API and the agents' port:
+// every connection is mutual TLS.
+const Scheme = "https"
 
 // dialTimeout bounds connecting to another process on the LAN.
 const dialTimeout = time.Second
 
-// Listen opens a listener for one of our ports.
-func Listen(addr string) (net.Listener, error) {
+// Listen opens a TLS listener for one of our ports.
+func Listen(addr string, cfg *tls.Config) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return l, nil
+	return tls.NewListener(l, cfg), nil
 }
 
-// Dial connects to one of our ports.
+// Dial connects to one of our ports over TCP; TLS goes on top.
 func Dial(ctx context.Context, addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	return d.DialContext(ctx, "tcp", addr)
 }
 
-// RoundTripper carries HTTP requests to the managers' API. Share one per
+// RoundTripper carries HTTP requests over TLS with cfg. Share one per
 // process part: it keeps the connections for reuse.
-func RoundTripper() *http.Transport {
+func RoundTripper(cfg *tls.Config) *http.Transport {
 	return &http.Transport{
 		DialContext:         func(ctx context.Context, _, addr string) (net.Conn, error) { return Dial(ctx, addr) },
+		TLSClientConfig:     cfg,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 	}
@@ -49,8 +53,8 @@ func RoundTripper() *http.Transport {
 
 // HTTPClient is a client for the managers' API, with a timeout for a whole
 // request (0 for streams).
-func HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Transport: RoundTripper(), Timeout: timeout}
+func (c *Creds) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: RoundTripper(c.ClientTLS(pki.RoleManager)), Timeout: timeout}
 }
 
 // NeverSent says a request failed before reaching the other side (the
@@ -71,33 +75,47 @@ func Serve(srv *http.Server, l net.Listener) error {
 	return nil
 }
 
-// streamLayer carries Raft's connections over our listener and dialer.
+// streamLayer carries Raft's connections over mutual TLS between managers.
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
+	creds     *Creds
 }
 
-// Dial opens a Raft connection to another manager.
+// Dial opens a Raft connection to another manager, and completes the
+// handshake, so that a peer that is not a manager of this cluster fails
+// here rather than in the middle of Raft's first message.
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return Dial(ctx, string(addr))
+	raw, err := Dial(ctx, string(addr))
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.creds.ClientTLS(pki.RoleManager)
+	cfg.ServerName, _, _ = net.SplitHostPort(string(addr))
+	c := tls.Client(raw, cfg)
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("raft to %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // Addr is the address other managers reach this one's Raft at.
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
-// RaftTransport listens for Raft on bind and tells peers to reach it at
-// advertise.
-func RaftTransport(bind, advertise string, logOutput io.Writer) (*raft.NetworkTransport, error) {
+// RaftTransport listens for Raft on bind, over mutual TLS that only
+// managers of this cluster pass, and tells peers to reach it at advertise.
+func (c *Creds) RaftTransport(bind, advertise string, logOutput io.Writer) (*raft.NetworkTransport, error) {
 	adv, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil {
 		return nil, fmt.Errorf("raft address %s: %w", advertise, err)
 	}
-	l, err := Listen(bind)
+	l, err := Listen(bind, c.ServerTLS(pki.RoleManager))
 	if err != nil {
 		return nil, err
 	}
 	// 3 pooled connections per peer, 10 s I/O timeout: Raft's defaults.
-	return raft.NewNetworkTransport(&streamLayer{Listener: l, advertise: adv}, 3, 10*time.Second, logOutput), nil
+	return raft.NewNetworkTransport(&streamLayer{Listener: l, advertise: adv, creds: c}, 3, 10*time.Second, logOutput), nil
 }

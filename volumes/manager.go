@@ -10,6 +10,7 @@ import (
 	"github.com/clusterctl/clusterctl/agentapi"
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 // conflictRetries bounds how often an operation re-reads the store and
@@ -25,15 +26,15 @@ type Manager struct {
 	now   func() time.Time
 }
 
-// New returns a manager that reads st and commits encoded commands with
-// apply (on the leader).
-func New(st *store.Store, apply func([]byte) (uint64, error), log *slog.Logger) *Manager {
+// New returns a manager that reads st, commits encoded commands with apply
+// (on the leader) and calls agents as the manager creds name.
+func New(st *store.Store, apply func([]byte) (uint64, error), creds *transport.Creds, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Manager{
 		store: st, apply: apply, log: log, now: time.Now,
-		agent: func(base string) *agentapi.Client { return agentapi.NewClient(base, nil) },
+		agent: func(base string) *agentapi.Client { return agentapi.NewClient(base, creds) },
 	}
 }
 

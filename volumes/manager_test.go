@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/clusterctl/clusterctl/agentapi"
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/internal/testcreds"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/store"
 )
 
@@ -27,11 +28,9 @@ func newTestManager(t *testing.T, agent http.Handler) *Manager {
 		res := st.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: b, AppendedAt: time.Now()})
 		return index, store.ResponseError(res)
 	}
-	agentURL := "http://127.0.0.1:1" // nothing listens: a call fails
+	agentURL := "https://127.0.0.1:1" // nothing listens: a call fails
 	if agent != nil {
-		srv := httptest.NewServer(agent)
-		t.Cleanup(srv.Close)
-		agentURL = srv.URL
+		agentURL = testcreds.Serve(t, testcreds.New(t, pki.RoleWorker, "host1"), agent, pki.RoleManager)
 	}
 	for _, name := range []string{"host1", "host2"} {
 		b, err := store.Encode(store.CmdRegisterHost, store.Host{Name: name, Addr: "10.0.0.1", AgentAPI: agentURL})
@@ -42,7 +41,7 @@ func newTestManager(t *testing.T, agent http.Handler) *Manager {
 			t.Fatal(err)
 		}
 	}
-	return New(st, apply, nil)
+	return New(st, apply, testcreds.New(t, pki.RoleManager, "m1"), nil)
 }
 
 func TestCreateIsIdempotentAndRefusesOtherOptions(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/clusterctl/clusterctl/agent/volume/transfer"
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/transport"
 	"github.com/clusterctl/clusterctl/volumes"
 )
 
@@ -43,9 +44,10 @@ type Cluster interface {
 
 // Config is where the driver keeps things.
 type Config struct {
-	Host      string // this host's name in the cluster
-	DataDir   string // volumes' local data and mountpoints: DataDir/NAME/data
-	SharedDir string // block volumes' images, reached by every host
+	Host      string           // this host's name in the cluster
+	DataDir   string           // volumes' local data and mountpoints: DataDir/NAME/data
+	SharedDir string           // block volumes' images, reached by every host
+	Creds     *transport.Creds // this host's, for sending volumes to others
 	Log       *slog.Logger
 }
 

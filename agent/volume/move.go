@@ -12,7 +12,6 @@ import (
 	"github.com/clusterctl/clusterctl/agent/volume/transfer"
 	"github.com/clusterctl/clusterctl/agentapi"
 	"github.com/clusterctl/clusterctl/api"
-	"github.com/clusterctl/clusterctl/transport"
 	"github.com/clusterctl/clusterctl/volumes"
 )
 
@@ -49,7 +48,7 @@ func (d *Driver) newReceiver() *transfer.Receiver {
 // newSender sends copy volumes to other hosts' receivers, over
 // connections that give up on a target silent for transferIdle.
 func (d *Driver) newSender() *transfer.Sender {
-	s := transfer.NewSender(transport.BulkClient(transferIdle))
+	s := transfer.NewSender(d.cfg.Creds.BulkClient(transferIdle))
 	s.Log = d.cfg.Log
 	return s
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/clusterctl/clusterctl/bench/internal/benchcli"
 	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/store"
+	"github.com/clusterctl/clusterctl/transport"
 )
 
 func main() {
@@ -45,6 +46,7 @@ type bench struct {
 	cli     benchcli.CLI
 	servers []string
 	addrOf  map[string]string // host name -> API address
+	creds   *transport.Creds  // the lab's operator's
 }
 
 func (b *bench) run(ops, conc int, dur time.Duration, batch, kills int) error {
@@ -58,6 +60,9 @@ func (b *bench) run(ops, conc int, dur time.Duration, batch, kills int) error {
 	if err != nil {
 		return err
 	}
+	if b.creds, err = c.Creds(); err != nil {
+		return err
+	}
 	b.servers, b.addrOf = c.Servers, map[string]string{}
 	for i, h := range c.Hosts {
 		b.addrOf[h.Name] = c.Servers[i]
@@ -66,7 +71,7 @@ func (b *bench) run(ops, conc int, dur time.Duration, batch, kills int) error {
 	if err != nil {
 		return err
 	}
-	leader := api.NewClient([]string{leaderAPI})
+	leader := api.NewClient([]string{leaderAPI}, b.creds)
 	ctx := context.Background()
 
 	base := latencies(ops, func(int) error { _, err := leader.Self(ctx, leaderAPI); return err })
@@ -158,7 +163,7 @@ func (b *bench) failovers(n int) ([]time.Duration, error) {
 			return nil, err
 		}
 		start := time.Now()
-		if err := waitLeader(survivors); err != nil {
+		if err := waitLeader(survivors, b.creds); err != nil {
 			return nil, err
 		}
 		out = append(out, time.Since(start))
@@ -170,8 +175,8 @@ func (b *bench) failovers(n int) ([]time.Duration, error) {
 }
 
 // waitLeader polls the survivors until one says it leads.
-func waitLeader(servers []string) error {
-	c := api.NewClient(servers)
+func waitLeader(servers []string, creds *transport.Creds) error {
+	c := api.NewClient(servers, creds)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, s := range servers {

@@ -183,7 +183,11 @@ func run(ctx context.Context, o options) (res *result, err error) {
 	// The stream ends before the lab goes down (defers run last first).
 	ectx, stopEvents := context.WithCancel(ctx)
 	defer stopEvents()
-	b.events = record(ectx, c.Servers)
+	client, err := c.Client()
+	if err != nil {
+		return nil, err
+	}
+	b.events = record(ectx, client)
 	return b.measure(ctx)
 }
 
@@ -521,13 +525,22 @@ func (b *bench) clusterctl(ctx context.Context, args ...string) (string, error) 
 // dockerCompose runs docker-compose on the first host's engine, as a user
 // of plain Compose would on one machine.
 func (b *bench) dockerCompose(ctx context.Context, args ...string) (string, error) {
-	env := []string{"DOCKER_HOST=" + b.hosts[0].Docker}
-	return command(ctx, env, b.o.compose, append([]string{"-f", b.o.file, "-p", baseName}, args...)...)
+	return command(ctx, dockerEnv(b.hosts[0]), b.o.compose, append([]string{"-f", b.o.file, "-p", baseName}, args...)...)
 }
 
 // docker runs the docker CLI against one host's engine.
 func (b *bench) docker(ctx context.Context, h contextfile.Host, args ...string) (string, error) {
-	return command(ctx, nil, "docker", append([]string{"-H", h.Docker}, args...)...)
+	return command(ctx, dockerEnv(h), "docker", args...)
+}
+
+// dockerEnv points Docker's tools at a host's engine, with its client
+// certificate when it requires TLS.
+func dockerEnv(h contextfile.Host) []string {
+	env := []string{"DOCKER_HOST=" + h.Docker}
+	if h.DockerCertPath != "" {
+		env = append(env, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH="+h.DockerCertPath)
+	}
+	return env
 }
 
 // command runs a program and returns its standard output, or an error
@@ -732,10 +745,10 @@ type recorder struct {
 }
 
 // record streams the events until ctx ends.
-func record(ctx context.Context, servers []string) *recorder {
+func record(ctx context.Context, client *api.Client) *recorder {
 	r := &recorder{}
 	go func() {
-		err := api.NewClient(servers).Events(ctx, 0, func(ev store.Event) error {
+		err := client.Events(ctx, 0, func(ev store.Event) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.events = append(r.events, ev)

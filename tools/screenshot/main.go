@@ -23,7 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/migrate"
 )
@@ -155,7 +154,11 @@ func hold(step string) error {
 	if err != nil {
 		return err
 	}
-	_, err = api.NewClient(ctxFile.Servers).SetVar(context.Background(), migrate.HoldVar, step)
+	client, err := ctxFile.Client()
+	if err != nil {
+		return err
+	}
+	_, err = client.SetVar(context.Background(), migrate.HoldVar, step)
 	return err
 }
 
