@@ -10,6 +10,7 @@ import (
 
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/internal/checks"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/store/mock"
 )
@@ -20,13 +21,16 @@ var requestKinds = []func() any{
 	func() any { return &api.VolumeCreate{} }, func() any { return &api.VolumeAttach{} }, func() any { return &api.VolumeTarget{} },
 	func() any { return &api.NetworkCreate{} }, func() any { return &api.LeaseRequest{} }, func() any { return &api.RegisterHost{} },
 	func() any { return &api.Heartbeat{} }, func() any { return &api.JoinRequest{} }, func() any { return &api.SetVars{} },
+	func() any { return &api.CertificateRequest{} },
 }
 
 // FuzzAPIRequests decodes any body as each of the API's requests, the way
 // every handler does (strictly: unknown fields, trailing data and
 // oversized bodies refused), and runs a decoded move request through the
 // task lookup its handler does: nothing panics and every refusal is one
-// line. Its seed corpus is in testdata/fuzz.
+// line. A certificate request goes through the checks its handler makes
+// before anything is signed: its key request, addresses and token. Its
+// seed corpus is in testdata/fuzz.
 func FuzzAPIRequests(f *testing.F) {
 	for _, seed := range []struct {
 		kind uint8
@@ -44,6 +48,8 @@ func FuzzAPIRequests(f *testing.F) {
 		{11, `{"vars":[{"key":"","value":"x"}]}`},
 		{2, `{"app":"shop"} {"app":"again"}`},
 		{2, `{"app":"shop","unknown":1}`},
+		{12, `{"token":"CCTL1-worker-0423f742846ecc67c1054d4b4e1c30c6-vo4cquxfwg3skppamswahk2clke7oxni","name":"host9","addrs":["10.99.0.19"],"csr":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg=="}`},
+		{12, `{"token":"CCTL1-admin--","addrs":["not-an-ip"],"csr":""}`},
 	} {
 		f.Add(seed.kind, []byte(seed.body))
 	}
@@ -55,9 +61,19 @@ func FuzzAPIRequests(f *testing.F) {
 			checks.OneLine(t, "decode", err)
 			return
 		}
-		if m, ok := v.(*api.MoveRequest); ok {
-			if _, err := findTask(st.View(), m.App, m.Service, m.Slot); err != nil {
+		switch req := v.(type) {
+		case *api.MoveRequest:
+			if _, err := findTask(st.View(), req.App, req.Service, req.Slot); err != nil {
 				checks.OneLine(t, "find task", err)
+			}
+		case *api.CertificateRequest:
+			_, csrErr := pki.ParseCSR(req.CSR)
+			_, ipErr := parseIPs(req.Addrs)
+			_, tokErr := pki.ParseToken(req.Token)
+			for what, err := range map[string]error{"certificate request": csrErr, "addresses": ipErr, "token": tokErr} {
+				if err != nil {
+					checks.OneLine(t, what, err)
+				}
 			}
 		}
 	})

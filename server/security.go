@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/enroll"
 	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/store"
@@ -28,7 +29,8 @@ const (
 	// certificate (ca.pem, cert.pem, key.pem).
 	credsDirName = "tls"
 	// AdminDirName holds the operator's credentials that a bootstrapping
-	// manager makes, as `clusterctl login` would: the lab's CLI uses them.
+	// manager makes, as `clusterctl login` would, and a context file for
+	// them (context.json): the lab's CLI uses them.
 	AdminDirName = "admin"
 	// sealingKeyName is the key that seals the CA's key and the join
 	// tokens in the store. The managers hold it, each in its data dir,
@@ -110,7 +112,12 @@ func bootstrapSecurity(cfg Config) (*security, error) {
 	if err := renameio.WriteFile(filepath.Join(cfg.DataDir, sealingKeyName), key, 0o600); err != nil {
 		return nil, fmt.Errorf("write sealing key: %w", err)
 	}
-	if _, err := issueInto(ca, filepath.Join(cfg.DataDir, AdminDirName), "admin", pki.RoleClient, nil, now); err != nil {
+	adminDir := filepath.Join(cfg.DataDir, AdminDirName)
+	if _, err := issueInto(ca, adminDir, "admin", pki.RoleClient, nil, now); err != nil {
+		return nil, err
+	}
+	// A context file beside them: clusterctl --context DATA_DIR/admin/context.json ...
+	if err := contextfile.Save(filepath.Join(adminDir, "context.json"), &contextfile.Context{Name: "admin", Servers: []string{cfg.APIAddr()}, TLS: "."}); err != nil {
 		return nil, err
 	}
 	creds, err := issueInto(ca, filepath.Join(cfg.DataDir, credsDirName), cfg.Name, pki.RoleManager, []net.IP{net.ParseIP(cfg.Bind)}, now)

@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/enroll"
 	"github.com/clusterctl/clusterctl/pki"
+	"github.com/clusterctl/clusterctl/server"
 	"github.com/clusterctl/clusterctl/transport"
 )
 
@@ -43,6 +46,20 @@ func TestRefusedCallers(t *testing.T) {
 	admin := m.client()
 	ctx := ctxT(t, 30*time.Second)
 	workerToken := token(t, m, pki.RoleWorker)
+
+	t.Run("the bootstrap's context file", func(t *testing.T) {
+		ctxFile, err := contextfile.Load(filepath.Join(m.cfg.DataDir, server.AdminDirName, "context.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ctxFile.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := c.Status(ctx); err != nil || st.Leader != "m1" {
+			t.Errorf("status with the admin context: %+v, %v", st, err)
+		}
+	})
 
 	t.Run("no certificate", func(t *testing.T) {
 		ca, err := transport.LoadCreds(adminCreds(t, m).Dir())
