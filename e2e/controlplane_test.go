@@ -211,6 +211,7 @@ func TestControlPlane(t *testing.T) {
 
 	t.Run("refused managers", func(t *testing.T) { refusedManagers(t, c, ctxFile) })
 	t.Run("refused callers", func(t *testing.T) { refusedCallers(t, ctxFile) })
+	t.Run("login and token rotation", func(t *testing.T) { loginAndRotate(t, c, ctxFile) })
 }
 
 // refusedManagers starts managers that must be refused, on host4 (which
@@ -366,6 +367,39 @@ func refusedCallers(t *testing.T, ctxFile *contextfile.Context) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "tls") {
 		t.Errorf("an operator on Raft's port: %v, want a TLS refusal", err)
+	}
+}
+
+// loginAndRotate gets an operator's certificate with `clusterctl login`
+// and uses it, then rotates the manager token: the old one no longer logs
+// in, the new one does, and the first login's certificate still works.
+func loginAndRotate(t *testing.T, c *cli, ctxFile *contextfile.Context) {
+	servers := strings.Join(ctxFile.Servers, ",")
+	manager := c.must("token", "show", "manager")
+	worker := c.must("token", "show", "worker")
+	alice := newCLI(t)
+	out := alice.must("login", "--servers", servers, "--token", manager, "--name", "alice")
+	if !strings.Contains(out, "as client alice") {
+		t.Errorf("login said %q", out)
+	}
+	if _, err := alice.run("status"); err != nil {
+		t.Errorf("status after login: %v", err)
+	}
+	if _, err := newCLI(t).run("login", "--servers", servers, "--token", worker); err == nil || !strings.Contains(err.Error(), "a client joins with the manager token") {
+		t.Errorf("login with the worker token: %v", err)
+	}
+	rotated := strings.TrimSpace(c.must("token", "rotate", "manager"))
+	if rotated == strings.TrimSpace(manager) {
+		t.Fatal("the rotated token is the old one")
+	}
+	if _, err := newCLI(t).run("login", "--servers", servers, "--token", manager); err == nil || !strings.Contains(err.Error(), "manager join token is not valid") {
+		t.Errorf("login with the rotated-out token: %v", err)
+	}
+	if _, err := newCLI(t).run("login", "--servers", servers, "--token", rotated, "--name", "bob"); err != nil {
+		t.Errorf("login with the new token: %v", err)
+	}
+	if _, err := alice.run("status"); err != nil {
+		t.Errorf("status with a certificate from before the rotation: %v", err)
 	}
 }
 
