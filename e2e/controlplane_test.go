@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -23,6 +22,7 @@ import (
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/engine"
+	"github.com/clusterctl/clusterctl/internal/testcreds"
 	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/server"
 	"github.com/clusterctl/clusterctl/transport"
@@ -297,19 +297,9 @@ func refusedCallers(t *testing.T, ctxFile *contextfile.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := pki.NewCA(operator.Identity().Cluster, time.Now()) // a look-alike of this cluster's CA
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := other.Issue("mallory", pki.RoleClient, nil, time.Now())
-	forged, err := transport.NewCreds(other.CertPEM, leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	forged := testcreds.Forged(t, operator.Identity().Cluster, pki.RoleClient, "mallory")
 	api1 := ctxFile.Servers[0]
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(operator.CAPEM())
-	anon := &http.Client{Transport: transport.RoundTripper(&tls.Config{RootCAs: pool}), Timeout: 5 * time.Second}
+	anon := testcreds.NoCert(operator.CAPEM(), 5*time.Second)
 	call := func(hc *http.Client, method, url string) (int, string) {
 		req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
 		resp, err := hc.Do(req)

@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +13,7 @@ import (
 	"github.com/clusterctl/clusterctl/api"
 	"github.com/clusterctl/clusterctl/contextfile"
 	"github.com/clusterctl/clusterctl/enroll"
+	"github.com/clusterctl/clusterctl/internal/testcreds"
 	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/server"
 	"github.com/clusterctl/clusterctl/transport"
@@ -62,14 +61,7 @@ func TestRefusedCallers(t *testing.T) {
 	})
 
 	t.Run("no certificate", func(t *testing.T) {
-		ca, err := transport.LoadCreds(adminCreds(t, m).Dir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(ca.CAPEM())
-		hc := &http.Client{Transport: transport.RoundTripper(&tls.Config{RootCAs: pool}), Timeout: callTimeout}
-		resp, err := hc.Get(transport.URL(m.addr()) + "/v1/status")
+		resp, err := testcreds.NoCert(adminCreds(t, m).CAPEM(), callTimeout).Get(transport.URL(m.addr()) + "/v1/status")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,16 +73,8 @@ func TestRefusedCallers(t *testing.T) {
 
 	t.Run("another cluster's certificate", func(t *testing.T) {
 		// A CA claiming this very cluster ID: only the real CA's key signs.
-		other, err := pki.NewCA(adminCreds(t, m).Identity().Cluster, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaf, _ := other.Issue("mallory", pki.RoleClient, nil, time.Now())
-		forged, err := transport.NewCreds(other.CertPEM, leaf.CertPEM, leaf.KeyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = api.NewClient([]string{m.addr()}, forged).Status(ctx)
+		forged := testcreds.Forged(t, adminCreds(t, m).Identity().Cluster, pki.RoleClient, "mallory")
+		_, err := api.NewClient([]string{m.addr()}, forged).Status(ctx)
 		if !api.IsTLSRefusal(err) {
 			t.Errorf("status with another CA's certificate: %v, want a TLS refusal", err)
 		}

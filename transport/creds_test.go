@@ -1,7 +1,6 @@
 package transport_test
 
 import (
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -36,10 +35,6 @@ func get(c *http.Client, url string) (string, error) {
 func TestPortsAdmitOnlyTheirRolesOfThisCluster(t *testing.T) {
 	agent := testcreds.New(t, pki.RoleWorker, "host1")
 	url := testcreds.Serve(t, agent, hello, pki.RoleManager, pki.RoleWorker)
-	other, err := pki.NewCA(testcreds.Cluster, time.Now()) // a look-alike CA of the same name
-	if err != nil {
-		t.Fatal(err)
-	}
 	client := func(c *transport.Creds) *http.Client {
 		return &http.Client{Transport: transport.RoundTripper(c.ClientTLS(pki.RoleWorker)), Timeout: 5 * time.Second}
 	}
@@ -47,9 +42,9 @@ func TestPortsAdmitOnlyTheirRolesOfThisCluster(t *testing.T) {
 		t.Fatalf("a manager: %q, %v", who, err)
 	}
 	for name, c := range map[string]*http.Client{
-		"no certificate":          {Transport: transport.RoundTripper(&tls.Config{RootCAs: testcreds.CA(t).Pool()}), Timeout: 5 * time.Second},
+		"no certificate":          testcreds.NoCert(testcreds.CA(t).CertPEM, 5*time.Second),
 		"an operator":             client(testcreds.New(t, pki.RoleClient, "alice")),
-		"another cluster's agent": client(testcreds.Of(t, other, pki.RoleWorker, "host1")),
+		"another cluster's agent": client(testcreds.Forged(t, testcreds.Cluster, pki.RoleWorker, "host1")),
 	} {
 		if who, err := get(c, url); err == nil {
 			t.Errorf("%s got in: %q", name, who)
@@ -65,12 +60,10 @@ func TestPortsAdmitOnlyTheirRolesOfThisCluster(t *testing.T) {
 // refuses it, but for a join), never with a bad one.
 func TestAPIPortTakesNoCertificateButNotABadOne(t *testing.T) {
 	url := testcreds.Serve(t, testcreds.New(t, pki.RoleManager, "m1"), hello)
-	anon := &http.Client{Transport: transport.RoundTripper(&tls.Config{RootCAs: testcreds.CA(t).Pool()}), Timeout: 5 * time.Second}
-	if who, err := get(anon, url); err != nil || who != "/" {
+	if who, err := get(testcreds.NoCert(testcreds.CA(t).CertPEM, 5*time.Second), url); err != nil || who != "/" {
 		t.Fatalf("without a certificate: %q, %v", who, err)
 	}
-	other, _ := pki.NewCA("elsewhere", time.Now())
-	if _, err := get(testcreds.Of(t, other, pki.RoleClient, "alice").HTTPClient(5*time.Second), url); err == nil {
+	if _, err := get(testcreds.Forged(t, "elsewhere", pki.RoleClient, "alice").HTTPClient(5*time.Second), url); err == nil {
 		t.Error("another cluster's operator got in")
 	}
 }

@@ -273,7 +273,7 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 	}
 	res := &result{
 		Rounds: b.o.rounds, Hosts: hosts, File: b.o.file,
-		Baseline:   measurement{Tool: base.name, Command: fmt.Sprintf("DOCKER_HOST=%s docker-compose -f %s -p %s up -d", b.hosts[0].Docker, b.o.file, baseName)},
+		Baseline:   measurement{Tool: base.name, Command: fmt.Sprintf("DOCKER_HOST=%s docker-compose -f %s -p %s up -d", composeHost(b.hosts[0]), b.o.file, baseName)},
 		Clusterctl: measurement{Tool: cc.name, Command: fmt.Sprintf("clusterctl up -d -f %s -p %s", b.o.file, appName)},
 		Target:     1.0,
 	}
@@ -522,11 +522,19 @@ func (b *bench) clusterctl(ctx context.Context, args ...string) (string, error) 
 	return command(ctx, []string{contextfile.EnvVar + "=" + b.context}, b.o.bin, args...)
 }
 
-// dockerCompose runs docker-compose on the first host's engine, as a user
-// of plain Compose would on one machine.
+// dockerCompose runs docker-compose on the first host's engine, through
+// its local socket, as a user of plain Compose would on that machine.
+// (Not its TLS port: Debian's docker-compose 1.29 fails to verify any
+// dockerd's certificate with the requests library it ships with, an
+// "unable to get local issuer certificate" that Python's ssl, requests
+// alone and the docker CLI do not have with the same files.)
 func (b *bench) dockerCompose(ctx context.Context, args ...string) (string, error) {
-	return command(ctx, dockerEnv(b.hosts[0]), b.o.compose, append([]string{"-f", b.o.file, "-p", baseName}, args...)...)
+	env := []string{"DOCKER_HOST=" + composeHost(b.hosts[0])}
+	return command(ctx, env, b.o.compose, append([]string{"-f", b.o.file, "-p", baseName}, args...)...)
 }
+
+// composeHost is the local socket of a lab host's dockerd.
+func composeHost(h contextfile.Host) string { return "unix://" + lab.DefaultLayout().DockerSocket(h.Name) }
 
 // docker runs the docker CLI against one host's engine.
 func (b *bench) docker(ctx context.Context, h contextfile.Host, args ...string) (string, error) {

@@ -3,6 +3,8 @@
 package testcreds
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"sync"
@@ -38,7 +40,8 @@ func New(t testing.TB, role, name string) *transport.Creds {
 	return Of(t, CA(t), role, name)
 }
 
-// Of is credentials signed by ca, valid for 127.0.0.1.
+// Of is credentials signed by ca, valid for 127.0.0.1 and the lab's
+// addresses alike (a client's addresses are not checked).
 func Of(t testing.TB, ca *pki.CA, role, name string) *transport.Creds {
 	t.Helper()
 	leaf, err := ca.Issue(name, role, []net.IP{net.ParseIP("127.0.0.1")}, time.Now())
@@ -80,4 +83,23 @@ func Dir(t testing.TB, role, name string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// Forged is credentials signed by a look-alike CA: one that claims the
+// given cluster ID but is not the cluster's. Every port must refuse them.
+func Forged(t testing.TB, cluster, role, name string) *transport.Creds {
+	t.Helper()
+	other, err := pki.NewCA(cluster, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Of(t, other, role, name)
+}
+
+// NoCert is an HTTP client that trusts the CA in caPEM and shows no
+// certificate of its own.
+func NoCert(caPEM []byte, timeout time.Duration) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return &http.Client{Transport: transport.RoundTripper(&tls.Config{RootCAs: pool}), Timeout: timeout}
 }
