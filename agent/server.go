@@ -45,7 +45,7 @@ func (a *Agent) startVolumes(ctx context.Context) (stop func(), err error) {
 	}
 	// Managers call this port, and agents send each other volumes on it:
 	// no operator's certificate, and none of another cluster, gets in.
-	dataL, err := transport.Listen(net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort)), a.creds.ServerTLS(pki.RoleManager, pki.RoleWorker))
+	dataL, err := transport.ListenBulk(net.JoinHostPort(a.cfg.Addr, strconv.Itoa(a.cfg.DataPort)), a.creds.ServerTLS(pki.RoleManager, pki.RoleWorker))
 	if err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("agent data port: %w", err)

@@ -19,16 +19,17 @@ import (
 // is how a sender notices a target that was cut off the network: TCP alone
 // would keep retransmitting for many minutes.
 //
-// It talks to agents (their data port), as a manager or an agent.
+// It talks to agents (their data port), as a manager or an agent, over
+// TLS connections made for bulk data (dialBulk).
 func (c *Creds) BulkClient(idle time.Duration) *http.Client {
+	cfg := c.ClientTLS(pki.RoleWorker)
 	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig: c.ClientTLS(pki.RoleWorker),
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			c, err := Dial(ctx, addr)
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			raw, err := Dial(ctx, addr)
 			if err != nil {
 				return nil, err
 			}
-			return &idleConn{Conn: c, idle: idle}, nil
+			return dialBulk(ctx, &idleConn{Conn: raw, idle: idle}, addr, cfg)
 		},
 		DisableCompression: true,
 		WriteBufferSize:    256 << 10,
