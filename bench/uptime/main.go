@@ -534,7 +534,9 @@ func (b *bench) dockerCompose(ctx context.Context, args ...string) (string, erro
 }
 
 // composeHost is the local socket of a lab host's dockerd.
-func composeHost(h contextfile.Host) string { return "unix://" + lab.DefaultLayout().DockerSocket(h.Name) }
+func composeHost(h contextfile.Host) string {
+	return "unix://" + lab.DefaultLayout().DockerSocket(h.Name)
+}
 
 // docker runs the docker CLI against one host's engine.
 func (b *bench) docker(ctx context.Context, h contextfile.Host, args ...string) (string, error) {
