@@ -68,7 +68,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := transport.DecodeJSON(resp.Body, out); err != nil {
 		return fmt.Errorf("agent %s: decode answer: %w", c.base, err)
 	}
 	return nil

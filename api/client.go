@@ -137,7 +137,7 @@ func (c *Client) decode(resp *http.Response, server string, out any, idempotent 
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := transport.DecodeJSON(resp.Body, out); err != nil {
 		return backoff.Permanent(fmt.Errorf("decode answer from %s: %w", server, err))
 	}
 	return nil
@@ -231,7 +231,7 @@ func (c *Client) Self(ctx context.Context, server string) (*ServerSelf, error) {
 		return nil, fmt.Errorf("%s: %s", server, readError(resp))
 	}
 	var s ServerSelf
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+	if err := transport.DecodeJSON(resp.Body, &s); err != nil {
 		return nil, fmt.Errorf("decode answer from %s: %w", server, err)
 	}
 	return &s, nil

@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/enroll"
+	"github.com/clusterctl/clusterctl/pki"
 	"github.com/clusterctl/clusterctl/store"
 	"github.com/clusterctl/clusterctl/transport"
 	"github.com/spf13/cobra"
@@ -33,7 +38,24 @@ func (g *globals) apiClient() (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.NewClient(servers, creds), nil
+	client := api.NewClient(servers, creds)
+	renewIfDue(creds, client)
+	return client, nil
+}
+
+// renewIfDue renews the operator's certificate when it is in the last
+// third of its life, as the daemons do: a CLI used now and then keeps a
+// valid certificate without logging in again. A failed renewal is said
+// and the command goes on with the certificate it has.
+func renewIfDue(creds *transport.Creds, client *api.Client) {
+	if !pki.NeedsRenewal(creds.Leaf(), time.Now()) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := enroll.Renew(ctx, creds, client); err != nil {
+		fmt.Fprintf(os.Stderr, "clusterctl: warning: renewing the certificate (it ends %s): %v\n", creds.Leaf().NotAfter.Format(time.RFC3339), err)
+	}
 }
 
 func newStatusCmd(g *globals) *cobra.Command {

@@ -159,12 +159,13 @@ func TestCertificatesExpireAndAreRenewed(t *testing.T) {
 	cfg := managerConfig(t, "m1", testLogger(t))
 	cfg.CertTTL = 3 * time.Second
 	m := startManager(t, cfg)
-	manager := token(t, m, pki.RoleManager)
+	// The tokens first: the bootstrap's operator has a 3 s certificate too.
+	manager, workerToken := token(t, m, pki.RoleManager), token(t, m, pki.RoleWorker)
 	stale, err := join(t, m, "alice", pki.RoleClient, manager)
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker, err := join(t, m, "host1", pki.RoleWorker, token(t, m, pki.RoleWorker))
+	worker, err := join(t, m, "host1", pki.RoleWorker, workerToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +174,26 @@ func TestCertificatesExpireAndAreRenewed(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go enroll.KeepRenewed(ctx, worker, enroll.Renewer(worker, wc), testLogger(t))
+
+	// An operator that renews once, in its certificate's last third, as
+	// the CLI does on use.
+	bob, err := join(t, m, "bob", pki.RoleClient, manager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobClient := api.NewClient([]string{m.addr()}, bob)
+	eventually(t, 10*time.Second, "bob's certificate in its last third", func() error {
+		if !pki.NeedsRenewal(bob.Leaf(), time.Now()) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err := enroll.Renew(ctxT(t, callTimeout), bob, bobClient); err != nil {
+		t.Fatalf("an operator's renewal: %v", err)
+	}
+	if id := bob.Identity(); id.Role != pki.RoleClient || id.Name != "bob" {
+		t.Errorf("renewed as %+v", id)
+	}
 
 	staleClient := api.NewClient([]string{m.addr()}, stale)
 	// Refused on the connection it kept open (401), and by a new
@@ -192,6 +213,9 @@ func TestCertificatesExpireAndAreRenewed(t *testing.T) {
 		t.Errorf("refused before its end, %s", stale.Leaf().NotAfter)
 	}
 	// Past the end of the worker's and the manager's first certificates.
+	if _, err := bobClient.Status(ctxT(t, callTimeout)); err != nil {
+		t.Errorf("status with the operator's renewed certificate: %v", err)
+	}
 	if _, err := wc.Status(ctxT(t, callTimeout)); err != nil {
 		t.Errorf("status with a renewed certificate after the first one's end: %v", err)
 	}

@@ -7,6 +7,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -118,4 +119,17 @@ func (c *Creds) RaftTransport(bind, advertise string, logOutput io.Writer) (*raf
 	}
 	// 3 pooled connections per peer, 10 s I/O timeout: Raft's defaults.
 	return raft.NewNetworkTransport(&streamLayer{Listener: l, advertise: adv, creds: c}, 3, 10*time.Second, logOutput), nil
+}
+
+// DecodeJSON decodes a JSON answer into out and reads the body to its
+// end: net/http reuses a connection only once its last answer was read
+// through, and a new connection is a TLS handshake (about 2 ms here,
+// several times a small request's cost). The encoder's trailing newline
+// is what json.Decoder leaves behind.
+func DecodeJSON(body io.Reader, out any) error {
+	if err := json.NewDecoder(body).Decode(out); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	return nil
 }
