@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,6 +51,12 @@ func mountHint(err error) string {
 	return ""
 }
 
+// busyWait is how long an unmount that finds the filesystem busy tries
+// again: a container that has just stopped keeps its mount of the volume
+// until its mount namespace goes, a moment after its process (seen on a
+// loaded lab: a move's detach right after the stop failed once in six).
+const busyWait = 2 * time.Second
+
 // unmount flushes the filesystem at mp and unmounts it, refusing (ErrBusy)
 // while anything has files open there: never MNT_DETACH, which would leave
 // the filesystem alive and writable behind a process.
@@ -56,7 +64,14 @@ func unmount(mp string) error {
 	if err := syncfs(mp); err != nil {
 		return err
 	}
-	err := unix.Unmount(mp, unix.UMOUNT_NOFOLLOW)
+	b := backoff.WithMaxRetries(backoff.NewConstantBackOff(50*time.Millisecond), uint64(busyWait/(50*time.Millisecond)))
+	err := backoff.Retry(func() error {
+		err := unix.Unmount(mp, unix.UMOUNT_NOFOLLOW)
+		if err != nil && !errors.Is(err, unix.EBUSY) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, b)
 	if errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("%w: a process has files open (or its working directory) under %s; it stays attached", ErrBusy, mp)
 	}
