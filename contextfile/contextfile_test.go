@@ -182,3 +182,26 @@ func TestRemoveIfOwnedLeavesUnreadableFile(t *testing.T) {
 		t.Errorf("file was removed: %v", err)
 	}
 }
+
+// A context file may name its credentials relative to itself (the
+// bootstrap's admin/context.json does: "."); Load makes the path absolute.
+func TestCredentialsRelativeToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin", "context.json")
+	if err := contextfile.Save(path, &contextfile.Context{Name: "admin", Servers: []string{"10.0.0.1:7400"}, TLS: "."}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := contextfile.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS != filepath.Join(dir, "admin") {
+		t.Errorf("TLS %q, want %q", c.TLS, filepath.Join(dir, "admin"))
+	}
+	if _, err := c.Creds(); err == nil || !strings.Contains(err.Error(), "ca.pem") {
+		t.Errorf("credentials missing from the directory: %v, want it to name ca.pem", err)
+	}
+	if _, err := (&contextfile.Context{}).Creds(); err == nil || !strings.Contains(err.Error(), "clusterctl login") {
+		t.Errorf("a context without credentials: %v, want it to say clusterctl login", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -256,5 +258,31 @@ func TestWaitReadyContextEnds(t *testing.T) {
 				t.Errorf("error %q does not name the endpoint %s", err, endpoint)
 			}
 		})
+	}
+}
+
+// A manager finds a host's Docker certificate in DIR/HOST, else in DIR
+// itself (one for every host), else none: the host is reached plainly.
+func TestCertDirOf(t *testing.T) {
+	root := t.TempDir()
+	for _, dir := range []string{filepath.Join(root, "host1"), root} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cert.pem"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := engine.CertDirOf(root, "host1"); got != filepath.Join(root, "host1") {
+		t.Errorf("host1: %s, want its own directory", got)
+	}
+	if got := engine.CertDirOf(root, "host2"); got != root {
+		t.Errorf("host2: %s, want the shared %s", got, root)
+	}
+	if got := engine.CertDirOf("", "host1"); got != "" || engine.HasCerts(got) {
+		t.Errorf("no --docker-certs: %q", got)
+	}
+	if engine.HasCerts(filepath.Join(root, "host3")) {
+		t.Error("a directory without cert.pem has certificates")
 	}
 }
