@@ -44,7 +44,7 @@ type VolumeProgress struct {
 // container here mounts the volume, runs one last round and has the
 // target verify and switch its copy in.
 type SyncRequest struct {
-	Target     string `json:"target"` // the target agent's API (http://addr:port)
+	Target     string `json:"target"` // the target agent's API (https://addr:port)
 	TargetHost string `json:"target_host"`
 	Final      bool   `json:"final,omitempty"`
 }

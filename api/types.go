@@ -66,7 +66,7 @@ type RegisterHost struct {
 	Labels        map[string]string `json:"labels,omitempty"`
 	CPUs          int               `json:"cpus"`
 	MemoryBytes   int64             `json:"memory_bytes"`
-	// AgentAPI is the agent's own endpoint (http://addr:port) for volume
+	// AgentAPI is the agent's own endpoint (https://addr:port) for volume
 	// operations and volume data.
 	AgentAPI string `json:"agent_api,omitempty"`
 	// LiveRefusal says why the host cannot checkpoint containers, ""

@@ -13,7 +13,7 @@ import (
 type Server struct {
 	Name     string `json:"name"`
 	RaftAddr string `json:"raft_addr"`
-	APIAddr  string `json:"api_addr"` // like "http://10.99.0.11:7400"
+	APIAddr  string `json:"api_addr"` // like "10.99.0.11:7400"
 }
 
 // HostState is whether the managers believe a host is alive.
@@ -59,7 +59,7 @@ type Host struct {
 	LastHeartbeat time.Time         `json:"last_heartbeat"`
 	Containers    []Container       `json:"containers"`
 	Registered    time.Time         `json:"registered"`
-	// AgentAPI is the agent's own HTTP endpoint (http://addr:port), where
+	// AgentAPI is the agent's own endpoint (https://addr:port), where
 	// managers drive volume operations and agents send volume data.
 	AgentAPI string `json:"agent_api,omitempty"`
 	// Usage is what the host used when last sampled (every

@@ -193,7 +193,7 @@ func newTarget(targetURL, volume string) (target, error) {
 	}
 	u, err := url.Parse(targetURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return target{}, fmt.Errorf("bad target URL %q: want http://host:port", targetURL)
+		return target{}, fmt.Errorf("bad target URL %q: want https://host:port", targetURL)
 	}
 	base := strings.TrimRight(targetURL, "/") + "/v1/transfer/" + url.PathEscape(volume)
 	return target{base: base, host: u.Host, key: u.Host + "/" + volume}, nil
