@@ -16,43 +16,14 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/clusterctl/clusterctl/api"
+	"github.com/clusterctl/clusterctl/internal/sampleapp"
 	"github.com/clusterctl/clusterctl/migrate"
 )
 
-// moveApp is web (port published on its host) counting hits in db, whose
-// data is on a clustervol volume of the given backend; both talk over a
-// clusternet network. db never runs on host1.
+// moveApp is the sample app with db's data on a clustervol volume of the
+// given backend.
 func moveApp(name, backend string, port int) string {
-	return fmt.Sprintf(`name: %s
-services:
-  db:
-    image: sample/kvdb:latest
-    networks: [back]
-    volumes: [data:/data]
-    deploy:
-      placement:
-        constraints: [node.hostname != host1]
-    healthcheck:
-      test: ["CMD", "/kvdb", "health"]
-      interval: 1s
-      retries: 30
-  web:
-    image: sample/web:latest
-    ports: ["%d:8080"]
-    environment:
-      DB_URL: http://db:7000
-    networks: [front, back]
-    depends_on:
-      db: {condition: service_healthy}
-networks:
-  front: {}
-  back:
-    driver: clusternet
-volumes:
-  data:
-    driver: clustervol
-    driver_opts: {%s}
-`, name, port, volumeOpts(backend))
+	return sampleapp.App{Name: name, Port: port, Volume: volumeOpts(backend)}.Compose()
 }
 
 // volumeOpts are the driver options of a volume of that backend.
@@ -312,7 +283,7 @@ func TestMoves(t *testing.T) {
 				t.Errorf("clusterctl %s: %q, %v; want one line with %q", strings.Join(tc.args, " "), out, err, tc.want)
 			}
 		}
-		c.must("up", "-d", "-f", writeCompose(t, strings.NewReplacer("driver: clustervol\n    driver_opts: {backend: copy}\n", "{}\n").Replace(moveApp("loc", "copy", 8082))))
+		c.must("up", "-d", "-f", writeCompose(t, sampleapp.App{Name: "loc", Port: 8082, Volume: "local"}.Compose()))
 		out, err := c.run("move", "-p", "loc", "db", other(c, "host1", (&moveFixture{t: t, c: c, app: "loc"}).task("db.1").Host))
 		if err == nil || !strings.Contains(err.Error(), "local driver") || !strings.Contains(err.Error(), "clustervol") {
 			t.Errorf("move of a task with a local volume: %q, %v; want a refusal that says why and how", out, err)

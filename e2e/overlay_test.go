@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterctl/clusterctl/internal/sampleapp"
 	"github.com/docker/docker/api/types/container"
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
@@ -22,34 +23,7 @@ import (
 // overlayApp is web on host1 (its port published through a bridge
 // network) counting hits in db, which runs anywhere but host1, the two
 // talking over a clusternet network by name.
-const overlayApp = `name: shop
-services:
-  db:
-    image: sample/kvdb:latest
-    networks: [back]
-    deploy:
-      placement:
-        constraints: [node.hostname != host1]
-    healthcheck:
-      test: ["CMD", "/kvdb", "health"]
-      interval: 1s
-      retries: 30
-  web:
-    image: sample/web:latest
-    ports: ["8080:8080"]
-    environment:
-      DB_URL: http://db:7000
-    networks: [front, back]
-    deploy:
-      placement:
-        constraints: [node.hostname == host1]
-    depends_on:
-      db: {condition: service_healthy}
-networks:
-  front: {}
-  back:
-    driver: clusternet
-`
+var overlayApp = sampleapp.App{Name: "shop", Port: 8080, WebOnHost1: true}.Compose()
 
 // webHit is web's answer to GET /.
 type webHit struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/clusterctl/clusterctl/bench/internal/benchcli"
 	"github.com/clusterctl/clusterctl/bench/internal/benchtar"
 	"github.com/clusterctl/clusterctl/internal/prober"
+	"github.com/clusterctl/clusterctl/internal/sampleapp"
 )
 
 // Lab paths, as the lab lays them out (lab/layout.go).
@@ -98,39 +99,7 @@ func (b *bench) compose(app, backend string, port int) string {
 	if backend == "block" {
 		opts = fmt.Sprintf("backend: block, size: %dMiB", 2*b.size>>20+64)
 	}
-	return fmt.Sprintf(`name: %s
-services:
-  db:
-    image: sample/kvdb:latest
-    networks: [back]
-    volumes: [data:/data]
-    deploy:
-      placement:
-        constraints: [node.hostname != host1]
-    healthcheck:
-      test: ["CMD", "/kvdb", "health"]
-      interval: 1s
-      retries: 30
-  web:
-    image: sample/web:latest
-    ports: ["%d:8080"]
-    environment:
-      DB_URL: http://db:7000
-    networks: [front, back]
-    deploy:
-      placement:
-        constraints: [node.hostname == host1]
-    depends_on:
-      db: {condition: service_healthy}
-networks:
-  front: {}
-  back:
-    driver: clusternet
-volumes:
-  data:
-    driver: clustervol
-    driver_opts: {%s}
-`, app, port, opts)
+	return sampleapp.App{Name: app, Port: port, Volume: opts, WebOnHost1: true}.Compose()
 }
 
 // ours deploys the app on a backend, fills db's volume and moves db back

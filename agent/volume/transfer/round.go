@@ -39,7 +39,7 @@ type RoundStats struct {
 	BytesRead int64 // source bytes read (the rest came from the hash cache)
 	Duration  time.Duration
 	Resent    int // chunks resent after a checksum mismatch
-	Skipped   int // devices, fifos and sockets left out
+	Special   int // devices, fifos and sockets: left out of the copy
 }
 
 const (
@@ -150,7 +150,7 @@ func (r *round) list(ctx context.Context) error {
 	}
 	sk.warn(r.s.log(), r.volume)
 	r.src = src
-	r.stats.Files, r.stats.Skipped = len(src.entries), len(sk.special)
+	r.stats.Files, r.stats.Special = len(src.entries), len(sk.special)
 	for _, e := range src.entries {
 		r.stats.Bytes += e.Size
 	}
