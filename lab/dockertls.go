@@ -40,24 +40,12 @@ func makeDockerCerts(l Layout, hosts []HostState) error {
 	ca.LeafTTL = pki.CAValidity // a lab lives as long as it is not torn down
 	for _, h := range hosts {
 		ip := net.ParseIP(h.Addr)
-		if err := issueTo(ca, l.dockerServerTLS(h.Name), "dockerd-"+h.Name, []net.IP{ip}); err != nil {
-			return err
+		if _, err := transport.IssueTo(ca, l.dockerServerTLS(h.Name), "dockerd-"+h.Name, pki.RoleWorker, []net.IP{ip}); err != nil {
+			return fmt.Errorf("docker certificate of %s: %w", h.Name, err)
 		}
-		if err := issueTo(ca, l.DockerCertPath(h.Name), "client-"+h.Name, nil); err != nil {
-			return err
+		if _, err := transport.IssueTo(ca, l.DockerCertPath(h.Name), "client-"+h.Name, pki.RoleWorker, nil); err != nil {
+			return fmt.Errorf("docker client certificate of %s: %w", h.Name, err)
 		}
-	}
-	return nil
-}
-
-// issueTo saves a new certificate signed by ca, with the CA, in dir.
-func issueTo(ca *pki.CA, dir, name string, ips []net.IP) error {
-	leaf, err := ca.Issue(name, pki.RoleWorker, ips, time.Now())
-	if err != nil {
-		return err
-	}
-	if _, err := transport.SaveCreds(dir, ca.CertPEM, leaf.CertPEM, leaf.KeyPEM); err != nil {
-		return fmt.Errorf("docker certificates of %s: %w", name, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -113,27 +114,18 @@ func bootstrapSecurity(cfg Config) (*security, error) {
 		return nil, fmt.Errorf("write sealing key: %w", err)
 	}
 	adminDir := filepath.Join(cfg.DataDir, AdminDirName)
-	if _, err := issueInto(ca, adminDir, "admin", pki.RoleClient, nil, now); err != nil {
+	if _, err := transport.IssueTo(ca, adminDir, "admin", pki.RoleClient, nil); err != nil {
 		return nil, err
 	}
 	// A context file beside them: clusterctl --context DATA_DIR/admin/context.json ...
 	if err := contextfile.Save(filepath.Join(adminDir, "context.json"), &contextfile.Context{Name: "admin", Servers: []string{cfg.APIAddr()}, TLS: "."}); err != nil {
 		return nil, err
 	}
-	creds, err := issueInto(ca, filepath.Join(cfg.DataDir, credsDirName), cfg.Name, pki.RoleManager, []net.IP{net.ParseIP(cfg.Bind)}, now)
+	creds, err := transport.IssueTo(ca, filepath.Join(cfg.DataDir, credsDirName), cfg.Name, pki.RoleManager, []net.IP{net.ParseIP(cfg.Bind)})
 	if err != nil {
 		return nil, err
 	}
 	return &security{creds: creds, sealingKey: key, ca: ca, caCert: string(ca.CertPEM)}, nil
-}
-
-// issueInto makes a key and certificate for a node and saves them in dir.
-func issueInto(ca *pki.CA, dir, name, role string, addrs []net.IP, now time.Time) (*transport.Creds, error) {
-	leaf, err := ca.Issue(name, role, addrs, now)
-	if err != nil {
-		return nil, err
-	}
-	return transport.SaveCreds(dir, ca.CertPEM, leaf.CertPEM, leaf.KeyPEM)
 }
 
 // sealSecurity is the store's record of a new CA with new join tokens.
@@ -144,19 +136,21 @@ func sealSecurity(ca *pki.CA, key []byte) (store.Security, error) {
 	}
 	sec := store.Security{CACert: ca.CertPEM, SealedCAKey: sealedKey, LeafTTL: ca.LeafTTL, Tokens: map[string][]byte{}}
 	for _, role := range []string{pki.RoleManager, pki.RoleWorker} {
-		if sec.Tokens[role], err = newSealedToken(ca, key, role); err != nil {
+		if _, sec.Tokens[role], err = newSealedToken(ca, key, role); err != nil {
 			return store.Security{}, err
 		}
 	}
 	return sec, nil
 }
 
-func newSealedToken(ca *pki.CA, key []byte, role string) ([]byte, error) {
+// newSealedToken makes a role's token and seals it for the store.
+func newSealedToken(ca *pki.CA, key []byte, role string) (pki.Token, []byte, error) {
 	tok, err := pki.NewToken(ca, role)
 	if err != nil {
-		return nil, err
+		return pki.Token{}, nil, err
 	}
-	return pki.SealBytes(key, ca.ClusterID, []byte(tok.String()))
+	sealed, err := pki.SealBytes(key, ca.ClusterID, []byte(tok.String()))
+	return tok, sealed, err
 }
 
 func writeJSONFile(path string, v any) error {
@@ -360,16 +354,26 @@ func parseIPs(addrs []string) ([]net.IP, error) {
 	return ips, nil
 }
 
+// tokenRole is the role a token request names, answering 400 for one
+// that has no token.
+func tokenRole(w http.ResponseWriter, r *http.Request) (string, bool) {
+	role := r.PathValue("role")
+	if role != pki.RoleManager && role != pki.RoleWorker {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: want %s or %s", role, pki.RoleManager, pki.RoleWorker))
+		return "", false
+	}
+	return role, true
+}
+
 // handleToken shows a role's join token.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	role := r.PathValue("role")
+	role, ok := tokenRole(w, r)
+	if !ok {
+		return
+	}
 	ca, sec, err := s.authority()
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
-		return
-	}
-	if role != pki.RoleManager && role != pki.RoleWorker {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: want %s or %s", role, pki.RoleManager, pki.RoleWorker))
 		return
 	}
 	tok, err := s.token(ca, sec, role)
@@ -383,9 +387,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // handleRotateToken replaces a role's join token. Nodes that joined keep
 // their certificates; only joining with the old token stops working.
 func (s *Server) handleRotateToken(w http.ResponseWriter, r *http.Request) {
-	role := r.PathValue("role")
-	if role != pki.RoleManager && role != pki.RoleWorker {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: want %s or %s", role, pki.RoleManager, pki.RoleWorker))
+	role, ok := tokenRole(w, r)
+	if !ok {
 		return
 	}
 	ca, sec, err := s.authority()
@@ -393,24 +396,16 @@ func (s *Server) handleRotateToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	sealed, err := newSealedToken(ca, s.sec.sealingKey, role)
+	tok, sealed, err := newSealedToken(ca, s.sec.sealingKey, role)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	tokens := map[string][]byte{}
-	for k, v := range sec.Tokens {
-		tokens[k] = v
-	}
-	tokens[role] = sealed
-	sec.Tokens = tokens
+	// A new map: the view's record is shared, not this handler's.
+	sec.Tokens = maps.Clone(sec.Tokens)
+	sec.Tokens[role] = sealed
 	if _, err := s.apply(store.CmdSetSecurity, sec); err != nil {
 		writeErrorFor(w, err)
-		return
-	}
-	tok, err := s.token(ca, sec, role)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
 	s.cfg.Log.Info("join token rotated", "role", role)

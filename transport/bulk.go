@@ -49,15 +49,12 @@ func (l *bulkListener) Accept() (net.Conn, error) {
 // dialBulk makes a TLS client connection for bulk data on raw, and
 // completes its handshake.
 func dialBulk(ctx context.Context, raw net.Conn, addr string, cfg *tls.Config) (net.Conn, error) {
-	cfg = cfg.Clone()
-	cfg.ServerName, _, _ = net.SplitHostPort(addr)
 	g := newGatherConn(raw)
-	c := &bulkConn{Conn: tls.Client(g, cfg), raw: g}
-	if err := c.HandshakeContext(ctx); err != nil {
-		raw.Close()
+	c, err := clientHandshake(ctx, g, addr, cfg)
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &bulkConn{Conn: c, raw: g}, nil
 }
 
 // bulkConn is a TLS connection whose every Write reaches the network as

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/clusterctl/clusterctl/pki"
 	"github.com/google/renameio/v2"
@@ -29,6 +31,7 @@ const (
 type Creds struct {
 	dir   string // where they are kept; "" for credentials only in memory
 	caPEM []byte
+	ca    *x509.Certificate
 	pool  *x509.CertPool
 	id    pki.Identity
 	cert  atomic.Pointer[tls.Certificate]
@@ -41,7 +44,7 @@ func NewCreds(caPEM, certPEM, keyPEM []byte) (*Creds, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate: %w", err)
 	}
-	c := &Creds{caPEM: caPEM, pool: x509.NewCertPool()}
+	c := &Creds{caPEM: caPEM, ca: ca, pool: x509.NewCertPool()}
 	c.pool.AddCert(ca)
 	if err := c.set(certPEM, keyPEM); err != nil {
 		return nil, err
@@ -66,7 +69,7 @@ func (c *Creds) set(certPEM, keyPEM []byte) error {
 	// Send the CA with the certificate: a node joining with a token
 	// checks it against the fingerprint the token pins.
 	if len(pair.Certificate) == 1 {
-		pair.Certificate = append(pair.Certificate, c.caDER())
+		pair.Certificate = append(pair.Certificate, c.ca.Raw)
 	}
 	if c.id.Cluster != "" && (id.Cluster != c.id.Cluster || id.Role != c.id.Role || id.Name != c.id.Name) {
 		return fmt.Errorf("new certificate names %+v, not %+v", id, c.id)
@@ -138,6 +141,17 @@ func writeFile(dir, name string, b []byte, mode os.FileMode) error {
 	return nil
 }
 
+// IssueTo makes a key and a certificate signed by ca for a node, and
+// saves them with the CA's certificate in dir: for the one who holds the
+// CA (the bootstrapping manager, the lab's Docker CA).
+func IssueTo(ca *pki.CA, dir, name, role string, addrs []net.IP) (*Creds, error) {
+	leaf, err := ca.Issue(name, role, addrs, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return SaveCreds(dir, ca.CertPEM, leaf.CertPEM, leaf.KeyPEM)
+}
+
 // Renew replaces the certificate and key with a renewed pair for the same
 // node, in memory and in the credentials directory.
 func (c *Creds) Renew(certPEM, keyPEM []byte) error {
@@ -150,11 +164,6 @@ func (c *Creds) Renew(certPEM, keyPEM []byte) error {
 		return err
 	}
 	return nil
-}
-
-func (c *Creds) caDER() []byte {
-	ca, _ := pki.ParseCertPEM(c.caPEM) // parsed by NewCreds already
-	return ca.Raw
 }
 
 // Identity is who these credentials say this node is.

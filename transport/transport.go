@@ -93,12 +93,22 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
-	cfg := s.creds.ClientTLS(pki.RoleManager)
-	cfg.ServerName, _, _ = net.SplitHostPort(string(addr))
-	c := tls.Client(raw, cfg)
-	if err := c.HandshakeContext(ctx); err != nil {
-		raw.Close()
+	c, err := clientHandshake(ctx, raw, string(addr), s.creds.ClientTLS(pki.RoleManager))
+	if err != nil {
 		return nil, fmt.Errorf("raft to %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// clientHandshake runs a TLS client handshake on conn with the server
+// addr names; on failure conn is closed.
+func clientHandshake(ctx context.Context, conn net.Conn, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	cfg = cfg.Clone()
+	cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	c := tls.Client(conn, cfg)
+	if err := c.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
 	}
 	return c, nil
 }

@@ -73,13 +73,8 @@ func Serve(t testing.TB, creds *transport.Creds, h http.Handler, roles ...string
 // (ca.pem, cert.pem, key.pem) and returns it.
 func Dir(t testing.TB, role, name string) string {
 	t.Helper()
-	ca := CA(t)
-	leaf, err := ca.Issue(name, role, []net.IP{net.ParseIP("127.0.0.1")}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	if _, err := transport.SaveCreds(dir, ca.CertPEM, leaf.CertPEM, leaf.KeyPEM); err != nil {
+	if _, err := transport.IssueTo(CA(t), dir, name, role, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
