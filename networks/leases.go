@@ -135,24 +135,13 @@ func (m *Manager) ReleaseTask(taskID string) error {
 // say its endpoint went (a move's source) must not undo the endpoint the
 // address has on its new host.
 func (m *Manager) ClearEndpointHost(network, addr, host string) (store.IPLease, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var l store.IPLease
-	index, err := store.Retry(m.store, m.apply, conflictRetries, "address "+addr+" of network "+network, func(v *store.View) ([]byte, error) {
-		var ok bool
-		if l, ok = v.Lease(network, addr); !ok {
-			return nil, store.Refuse(store.ErrNotFound, "address %s of network %s is not leased", addr, network)
-		}
+	return m.changeEndpointHost(network, addr, func(l *store.IPLease) bool {
 		if l.Host != host {
-			return nil, nil
+			return false
 		}
 		l.Host = ""
-		return encode(store.CmdPutLease, l), nil
+		return true
 	})
-	if index != 0 {
-		l.ModifyIndex = index
-	}
-	return l, err
 }
 
 // SetEndpointHost records where an address's endpoint now is ("" for
@@ -160,6 +149,18 @@ func (m *Manager) ClearEndpointHost(network, addr, host string) (store.IPLease, 
 // endpoint, and every host's data plane follows, so that traffic for the
 // address goes to its new host as soon as it is there.
 func (m *Manager) SetEndpointHost(network, addr, host string) (store.IPLease, error) {
+	return m.changeEndpointHost(network, addr, func(l *store.IPLease) bool {
+		if l.Host == host {
+			return false
+		}
+		l.Host = host
+		return true
+	})
+}
+
+// changeEndpointHost applies change to an address's lease and records it
+// if change says it changed.
+func (m *Manager) changeEndpointHost(network, addr string, change func(*store.IPLease) bool) (store.IPLease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var l store.IPLease
@@ -168,10 +169,9 @@ func (m *Manager) SetEndpointHost(network, addr, host string) (store.IPLease, er
 		if l, ok = v.Lease(network, addr); !ok {
 			return nil, store.Refuse(store.ErrNotFound, "address %s of network %s is not leased", addr, network)
 		}
-		if l.Host == host {
+		if !change(&l) {
 			return nil, nil
 		}
-		l.Host = host
 		return encode(store.CmdPutLease, l), nil
 	})
 	if index != 0 {
